@@ -1,0 +1,105 @@
+"""Python API: `nst.stylize(content, style, method="basic", **options)` returns a PIL image.
+
+Options are the same names as on the command line (`conf/stylize.yaml` and `conf/method/*`),
+composed by Hydra, so the defaults have one home: the YAML files.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from torch import Tensor
+
+from nst.errors import UserError
+from nst.image import from_pil, load_image, to_pil
+
+ImageLike = str | Path | Image.Image | Tensor
+
+
+def config_dir() -> Path:
+    """The `conf/` folder: inside the installed package, or at the repository root."""
+    packaged = Path(__file__).parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "conf"
+
+
+def compose_config(name: str = "stylize", overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose a config from `conf/` the way the command line does, with Hydra overrides."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def as_tensor(image: ImageLike) -> Tensor:
+    """A path, `sample:NAME`, PIL image or tensor as a 1×3×H×W float tensor in [0, 1]."""
+    if isinstance(image, Image.Image):
+        return from_pil(image)
+    if isinstance(image, Tensor):
+        return (image if image.dim() == 4 else image.unsqueeze(0)).float()
+    return load_image(image)
+
+
+def method_config(cfg: DictConfig) -> DictConfig:
+    """The method section with the top-level aliases (`size`, `preserve_color`) applied."""
+    method = cfg.method.copy()
+    method.size = cfg.size
+    method.preserve_color = cfg.preserve_color
+    return method
+
+
+def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Tensor:
+    """Stylise one content image as a composed `stylize` config says; returns 1×3×H×W."""
+    from nst.methods.basic import optimize_image
+
+    if cfg.method.name in ("basic", "improved"):
+        if not styles:
+            raise UserError(f"method={cfg.method.name} needs a style image: add style=PATH.")
+        return optimize_image(
+            content,
+            styles,
+            method_config(cfg),
+            cfg.loss_net,
+            style_weights=cfg.style_weights,
+            device=cfg.device,
+            seed=cfg.seed,
+            **kwargs,
+        )
+    raise UserError(f"Unknown method '{cfg.method.name}'.")
+
+
+def apply_options(cfg: DictConfig, options: dict) -> None:
+    """Set keyword options on the config: top-level keys first, then `method.*`, `loss_net.*`."""
+    for key, value in options.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        if key in cfg and key not in ("method", "loss_net"):
+            cfg[key] = value
+        elif key in cfg.method:
+            cfg.method[key] = value
+        elif key == "loss_net":
+            cfg.loss_net = OmegaConf.merge(cfg.loss_net, value)
+        else:
+            raise UserError(f"Unknown option '{key}' for method={cfg.method.name}.")
+
+
+def stylize(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike] | None = None,
+    method: str = "basic",
+    progress: bool = False,
+    **options,
+) -> Image.Image:
+    """Stylise `content` with `style` (one image or several) and return a PIL image.
+
+    `options` are command-line names: `size`, `preserve_color`, `device`, `style_weights`,
+    `seed`, any `method.*` key (`iterations`, `style_weight`, …) and `loss_net={...}`.
+    """
+    cfg = compose_config("stylize", [f"method={method}"])
+    apply_options(cfg, options)
+    if style is None:
+        styles = []
+    elif isinstance(style, (list, tuple)):
+        styles = [as_tensor(item) for item in style]
+    else:
+        styles = [as_tensor(style)]
+    return to_pil(run(cfg, as_tensor(content), styles, progress=progress))

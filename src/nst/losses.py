@@ -1,0 +1,174 @@
+"""Perceptual losses on the VGG loss network: content, Gram style, total variation.
+
+Conventions (Gatys et al. 2016, "Image Style Transfer Using CNNs"): F^l is N_l × M_l, N_l filters
+by M_l = H·W positions. Content and style terms are relative squared errors (divided by the
+target's energy), so their weights do not depend on image size or on the VGG weights' scale.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from nst.errors import UserError
+from nst.vgg import LossNetwork
+
+EPSILON = 1e-8
+
+
+def gram_matrix(features: Tensor, shift: float = 0.0) -> Tensor:
+    """Gram matrices G = F Fᵀ / M of a batch of feature maps (B×N×H×W → B×N×N).
+
+    Gatys eq. 3 normalised by M = H·W as in the authors' code. With `shift` s this is Novak &
+    Nikulin's activation shift (§3.3), G = (F + s)(F + s)ᵀ / M.
+    """
+    batch, channels, height, width = features.shape
+    flat = features.reshape(batch, channels, height * width)
+    if shift:
+        flat = flat + shift
+    return torch.bmm(flat, flat.transpose(1, 2)) / (height * width)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Gatys eq. 1, ½ Σ (F − P)², relative to the target's energy: Σ (F − P)² / Σ P².
+
+    For a fixed target the divisor is a constant per layer, so this is eq. 1 with a layer weight;
+    it makes loss weights independent of image size and of the loss network's activation scale
+    (Caffe weights see 0-255 pixels, torchvision weights standardised ones).
+    """
+    return (features - target).pow(2).mean() / (target.pow(2).mean() + EPSILON)
+
+
+def style_loss(gram: Tensor, target: Tensor) -> Tensor:
+    """Gatys eq. 4, E = 1/(4 N² M²) Σ (G − A)², relative to the target's energy: Σ (G − A)² / Σ A².
+
+    The same per-layer constant as `content_loss` replaces 1/(4 N² M²): E_l up to a layer weight.
+    `target` broadcasts over the batch (one style for all) or matches it (one style each).
+    """
+    return (gram - target).pow(2).mean() / (target.pow(2).mean() + EPSILON)
+
+
+def total_variation(image: Tensor) -> Tensor:
+    """Squared-gradient total variation (β = 2, as Johnson et al. use): mean Δx² + mean Δy²."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:
+    """Pair layers with weights; no weights means 1/len(layers) each (Gatys: w_l = 1/5)."""
+    layers = list(layers)
+    if not layers:
+        raise UserError("At least one layer is needed for each of the content and style losses.")
+    if weights is None:
+        return {layer: 1.0 / len(layers) for layer in layers}
+    weights = list(weights)
+    if len(weights) != len(layers):
+        raise UserError(
+            f"{len(layers)} layers but {len(weights)} layer weights were given; "
+            "give one weight per layer or none."
+        )
+    if any(weight < 0 for weight in weights):
+        raise UserError("Layer weights must be non-negative.")
+    return dict(zip(layers, (float(weight) for weight in weights), strict=True))
+
+
+class PerceptualLoss(nn.Module):
+    """α·content + β·style + γ·TV (Gatys eq. 7 plus a TV prior), returned as named terms.
+
+    Targets are encoded once (`set_content`, `set_style`) and kept as non-persistent buffers, so
+    they follow the module across devices and stay out of checkpoints. `forward` returns the
+    weighted terms `content`, `style`, `tv` and their sum `total`.
+    """
+
+    def __init__(
+        self,
+        loss_network: LossNetwork,
+        content_layers: Mapping[str, float],
+        style_layers: Mapping[str, float],
+        content_weight: float = 1.0,
+        style_weight: float = 1.0,
+        tv_weight: float = 0.0,
+    ):
+        super().__init__()
+        loss_network.check_layers([*content_layers, *style_layers])
+        self.loss_network = loss_network
+        self.content_layers = dict(content_layers)
+        self.style_layers = dict(style_layers)
+        self.content_weight = content_weight
+        self.style_weight = style_weight
+        self.tv_weight = tv_weight
+
+    @property
+    def layers(self) -> set[str]:
+        """Every layer the loss reads."""
+        return set(self.content_layers) | set(self.style_layers)
+
+    def style_representation(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The matrices the style loss compares: one Gram matrix per style layer."""
+        return {layer: gram_matrix(features[layer]) for layer in self.style_layers}
+
+    def _store(self, prefix: str, targets: Mapping[str, Tensor]) -> None:
+        for key, value in targets.items():
+            self.register_buffer(f"{prefix}_{key}", value.detach(), persistent=False)
+
+    def _stored(self, prefix: str, keys) -> dict[str, Tensor]:
+        return {key: getattr(self, f"{prefix}_{key}") for key in keys}
+
+    @torch.no_grad()
+    def encode_content(self, image: Tensor) -> dict[str, Tensor]:
+        """Content targets P^l of `image` (no gradient)."""
+        return self.loss_network(image, self.content_layers)
+
+    @torch.no_grad()
+    def encode_style(self, image: Tensor) -> dict[str, Tensor]:
+        """Style targets A^l of `image` (no gradient), one per batch element."""
+        return self.style_representation(self.loss_network(image, self.style_layers))
+
+    def set_content(self, image: Tensor) -> None:
+        """Encode and keep the content targets of one image."""
+        self._store("content", self.encode_content(image))
+
+    def set_style(self, images: Sequence[Tensor], blend: Sequence[float] | None = None) -> None:
+        """Encode and keep the style targets of one or more images (each at its own size).
+
+        Several styles blend as the weighted mean of their targets: for weights summing to one,
+        Σ_s b_s‖G − A_s‖² = ‖G − Σ_s b_s A_s‖² + const, so the gradient is the same.
+        """
+        blend = [1.0] * len(images) if blend is None else list(blend)
+        shares = [weight / sum(blend) for weight in blend]
+        targets = [self.encode_style(image) for image in images]
+        blended = {
+            key: sum(share * target[key] for share, target in zip(shares, targets, strict=True))
+            for key in targets[0]
+        }
+        self._store("style", blended)
+
+    def forward(self, image: Tensor, content: Tensor | None = None) -> dict[str, Tensor]:
+        """Weighted loss terms of `image`; a `content` batch replaces the stored content targets."""
+        features = self.loss_network(image, self.layers)
+        if content is None:
+            content_targets = self._stored("content", self.content_layers)
+        else:
+            content_targets = self.encode_content(content)
+        content_term = sum(
+            weight * content_loss(features[layer], content_targets[layer])
+            for layer, weight in self.content_layers.items()
+        )
+        representation = self.style_representation(features)
+        style_targets = self._stored("style", representation)
+        style_term = sum(
+            self.style_layer_weight(key) * style_loss(matrix, style_targets[key])
+            for key, matrix in representation.items()
+        )
+        terms = {
+            "content": self.content_weight * content_term,
+            "style": self.style_weight * style_term,
+            "tv": self.tv_weight * total_variation(image),
+        }
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+    def style_layer_weight(self, key: str) -> float:
+        """Weight of one style representation entry (here: the style layer's weight)."""
+        return self.style_layers[key]

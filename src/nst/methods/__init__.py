@@ -1,0 +1,1 @@
+"""One LightningModule per method, with the runner that drives it."""

@@ -1,0 +1,196 @@
+"""The basic method (Gatys et al. 2016): optimise the output image itself.
+
+The LightningModule's only parameter is the image; a Lightning `Trainer` runs the optimiser for
+`max_steps = iterations` steps, one L-BFGS (or Adam) iteration each.
+"""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import TQDMProgressBar
+from torch import Tensor, nn
+
+from nst.errors import UserError
+from nst.image import (
+    finish_color_preservation,
+    load_image,
+    prepare_color_preservation,
+    resize_long_side,
+    save_image,
+)
+from nst.losses import PerceptualLoss, layer_weights
+from nst.methods.common import accelerator, quiet_lightning, torch_device
+from nst.vgg import LossNetwork
+
+OPTIMIZERS = ("lbfgs", "adam")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+class BasicStyle(pl.LightningModule):
+    """Gatys et al. image optimisation: minimise the perceptual loss over the image's pixels."""
+
+    def __init__(self, loss: PerceptualLoss, init: Tensor, optimizer: str = "lbfgs", lr=None):
+        super().__init__()
+        self.loss = loss
+        self.image = nn.Parameter(init.detach().clone())
+        self.optimizer_name = optimizer
+        self.lr = DEFAULT_LR[optimizer] if lr is None else lr
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        terms = self.loss(self.image)
+        self.log_dict(terms, prog_bar=True, on_step=True, on_epoch=False)
+        return terms["total"]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.optimizer_name == "lbfgs":
+            # One iteration per step; no gradient/change tolerance so steps never silently no-op.
+            return torch.optim.LBFGS(
+                [self.image],
+                lr=self.lr,
+                max_iter=1,
+                history_size=100,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
+        return torch.optim.Adam([self.image], lr=self.lr)
+
+
+class StylizeProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, labelled for image optimisation instead of epochs."""
+
+    def on_train_epoch_start(self, trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description("Stylizing")
+
+
+class SaveEvery(pl.Callback):
+    """Write the current image every `every` steps to `path_for(step)`."""
+
+    def __init__(self, every: int, path_for: Callable[[int], Path], finish: Callable):
+        self.every, self.path_for, self.finish = every, path_for, finish
+
+    def on_train_batch_end(self, trainer, module, *args) -> None:
+        step = trainer.global_step
+        if step % self.every == 0 and step < trainer.max_steps:
+            save_image(self.finish(module.image.detach()), self.path_for(step))
+
+
+def check_config(method: DictConfig) -> None:
+    """Raise a `UserError` for values the basic/improved methods cannot run with."""
+    if not isinstance(method.iterations, int) or method.iterations <= 0:
+        raise UserError(f"method.iterations must be a positive integer, got {method.iterations}.")
+    if method.size is not None and (not isinstance(method.size, int) or method.size <= 0):
+        raise UserError(f"size must be a positive integer, got {method.size}.")
+    if method.style_scale <= 0:
+        raise UserError(f"method.style_scale must be positive, got {method.style_scale}.")
+    for name in ("content_weight", "style_weight"):
+        if method[name] <= 0:
+            raise UserError(f"method.{name} must be positive, got {method[name]}.")
+    if method.tv_weight < 0:
+        raise UserError(f"method.tv_weight must be zero or positive, got {method.tv_weight}.")
+    if method.optimizer not in OPTIMIZERS:
+        raise UserError(f"Unknown method.optimizer '{method.optimizer}'; use lbfgs or adam.")
+    if method.lr is not None and method.lr <= 0:
+        raise UserError(f"method.lr must be positive, got {method.lr}.")
+    if method.save_every < 0:
+        raise UserError(f"method.save_every must be 0 (off) or positive, got {method.save_every}.")
+
+
+def check_style_weights(styles: Sequence, style_weights: Sequence[float] | None) -> None:
+    """Raise a `UserError` unless the blend weights fit the styles."""
+    if style_weights is None:
+        return
+    if len(style_weights) != len(styles):
+        raise UserError(
+            f"{len(styles)} style images but {len(style_weights)} style_weights; "
+            "give one weight per style."
+        )
+    if any(weight < 0 for weight in style_weights) or sum(style_weights) <= 0:
+        raise UserError("style_weights must be non-negative with a positive sum.")
+
+
+def build_loss(method: DictConfig, loss_network: LossNetwork) -> PerceptualLoss:
+    """The Gatys perceptual loss configured by `method`."""
+    return PerceptualLoss(
+        loss_network,
+        content_layers=layer_weights(method.content_layers, method.content_layer_weights),
+        style_layers=layer_weights(method.style_layers, method.style_layer_weights),
+        content_weight=method.content_weight,
+        style_weight=method.style_weight,
+        tv_weight=method.tv_weight,
+    )
+
+
+def initial_image(init: str, content: Tensor, styles: list[Tensor], seed: int) -> Tensor:
+    """The starting image: `content`, `noise` (uniform, seeded), `style` or an image file."""
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        generator = torch.Generator().manual_seed(seed)
+        return torch.rand(content.shape, generator=generator).to(content)
+    image = styles[0] if init == "style" else load_image(init).to(content)
+    return torch.nn.functional.interpolate(
+        image, size=content.shape[-2:], mode="bicubic", antialias=True
+    ).clamp(0, 1)
+
+
+def optimize_image(
+    content: Tensor,
+    styles: list[Tensor],
+    method: DictConfig,
+    loss_net: DictConfig,
+    style_weights: Sequence[float] | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    snapshot_path: Callable[[int], Path] | None = None,
+    progress: bool = True,
+    callbacks: Sequence[pl.Callback] = (),
+    build: Callable[[DictConfig, LossNetwork], PerceptualLoss] = build_loss,
+) -> Tensor:
+    """Stylise `content` with `styles` by optimising the image; returns 1×3×H×W in [0, 1].
+
+    `content` and `styles` come at any size: content is resized to `method.size` (long side),
+    styles to `method.size × method.style_scale`.
+    """
+    check_config(method)
+    check_style_weights(styles, style_weights)
+    quiet_lightning()
+    target_device = torch_device(device)
+    if method.size is not None:
+        content = resize_long_side(content, method.size)
+    style_size = round(max(content.shape[-2:]) * method.style_scale)
+    styles = [resize_long_side(style, style_size) for style in styles]
+    mode = method.preserve_color
+    work_content, work_styles = prepare_color_preservation(content, styles, mode)
+    init = initial_image(method.init, work_content, work_styles, seed)
+    if mode == "luminance" and method.init not in ("content", "noise"):
+        init, _ = prepare_color_preservation(init, [], mode)
+
+    loss_network = LossNetwork(loss_net.arch, loss_net.weights, method.pooling)
+    loss = build(method, loss_network).to(target_device)
+    loss.set_content(work_content.to(target_device))
+    loss.set_style([style.to(target_device) for style in work_styles], style_weights)
+    module = BasicStyle(loss, init.to(target_device), method.optimizer, method.lr)
+
+    def finish(image: Tensor) -> Tensor:
+        return finish_color_preservation(image.clamp(0, 1).cpu(), content, mode)
+
+    callbacks = [*callbacks, StylizeProgressBar()] if progress else list(callbacks)
+    if method.save_every and snapshot_path is not None:
+        callbacks.append(SaveEvery(method.save_every, snapshot_path, finish))
+    trainer = pl.Trainer(
+        accelerator=accelerator(device),
+        devices=1,
+        max_steps=method.iterations,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, train_dataloaders=[0] * method.iterations)
+    return finish(module.image.detach())

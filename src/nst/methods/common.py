@@ -1,0 +1,35 @@
+"""Small pieces every method's runner shares: device choice and a quiet Lightning."""
+
+import logging
+import warnings
+
+import torch
+
+from nst.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def accelerator(device: str) -> str:
+    """Lightning accelerator for the `device` setting: auto (GPU when present), cpu or cuda."""
+    if device not in DEVICES:
+        raise UserError(f"Unknown device '{device}'; use auto, cpu or cuda.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda but no CUDA GPU is available; use device=cpu or device=auto.")
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if device == "cuda" else "cpu"
+
+
+def torch_device(device: str) -> torch.device:
+    """torch.device for the `device` setting."""
+    return torch.device("cuda" if accelerator(device) == "gpu" else "cpu")
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up banners and tips; warnings and errors still show."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")

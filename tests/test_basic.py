@@ -1,0 +1,123 @@
+import pytest
+import torch
+from conftest import pattern
+from omegaconf import OmegaConf
+
+from nst.api import compose_config, method_config
+from nst.errors import UserError
+from nst.image import luminance, rgb_to_yiq
+from nst.methods.basic import BasicStyle, build_loss, initial_image, optimize_image
+from nst.vgg import LossNetwork
+
+
+def basic_config(*overrides):
+    cfg = compose_config("stylize", ["loss_net.weights=random", *overrides])
+    return method_config(cfg), cfg.loss_net
+
+
+def test_basic_config_has_every_seed_knob():
+    method, loss_net = basic_config()
+    assert loss_net.arch == "vgg19"
+    for knob in (
+        "content_weight", "style_weight", "tv_weight", "size", "content_layers", "style_layers",
+        "pooling", "init", "preserve_color", "iterations", "optimizer", "save_every",
+    ):  # fmt: skip
+        assert knob in method
+    assert method.pooling == "max" and method.preserve_color == "none" and method.init == "content"
+    assert len(method.style_layers) == 5 and len(method.content_layers) == 1
+
+
+def test_the_image_is_the_only_parameter(random_vgg19, content_image, style_image):
+    method, _ = basic_config()
+    loss = build_loss(method, random_vgg19)
+    loss.set_content(content_image)
+    loss.set_style([style_image])
+    module = BasicStyle(loss, content_image)
+    assert [name for name, _ in module.named_parameters()] == ["image"]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_basic_lowers_its_total_loss_on_a_64px_pair(optimizer):
+    method, loss_net = basic_config(
+        "size=64", "method.iterations=15", f"method.optimizer={optimizer}", "method.init=noise"
+    )
+    content, style = pattern(48, 64, seed=1), torch.rand(1, 3, 64, 64)  # already at size 64
+    loss = build_loss(method, LossNetwork("vgg19", "random"))
+    loss.set_content(content)
+    loss.set_style([style])
+    before = loss(initial_image("noise", content, [style], seed=0))["total"]
+    output = optimize_image(content, [style], method, loss_net, progress=False)
+    assert output.shape == (1, 3, 48, 64)
+    assert output.min() >= 0 and output.max() <= 1
+    assert loss(output)["total"] < 0.2 * before
+
+
+def test_several_styles_with_blend_weights_and_snapshots(tmp_path, content_image, style_image):
+    method, loss_net = basic_config("size=32", "method.iterations=4", "method.save_every=2")
+    snapshots = []
+
+    def snapshot_path(step):
+        snapshots.append(step)
+        return tmp_path / f"step{step}.png"
+
+    output = optimize_image(
+        content_image,
+        [style_image, style_image.flip(-1)],
+        method,
+        loss_net,
+        style_weights=[0.3, 0.7],
+        snapshot_path=snapshot_path,
+        progress=False,
+    )
+    assert output.shape[-1] == 32
+    assert snapshots == [2] and (tmp_path / "step2.png").exists()
+    with pytest.raises(UserError, match="2 style images but 1 style_weights"):
+        optimize_image(
+            content_image, [style_image] * 2, method, loss_net, style_weights=[1.0], progress=False
+        )
+
+
+@pytest.mark.parametrize("mode", ["luminance", "histogram"])
+def test_color_preservation_runs_end_to_end(mode, content_image, style_image):
+    method, loss_net = basic_config("size=32", "method.iterations=3", f"preserve_color={mode}")
+    output = optimize_image(content_image, [style_image], method, loss_net, progress=False)
+    if mode == "luminance":
+        content = torch.nn.functional.interpolate(
+            content_image, size=output.shape[-2:], mode="bicubic", antialias=True
+        ).clamp(0, 1)
+        chroma_error = (rgb_to_yiq(output)[:, 1:] - rgb_to_yiq(content)[:, 1:]).abs()
+        assert (chroma_error < 0.005).float().mean() > 0.9  # exact except where RGB clips
+        assert not torch.allclose(luminance(output), luminance(content), atol=1e-3)
+
+
+def test_init_from_file(tmp_path, content_image, style_image):
+    from nst.image import save_image
+
+    init = save_image(torch.zeros(1, 3, 10, 10), tmp_path / "init.png")
+    method, loss_net = basic_config("size=32", "method.iterations=1", f"method.init={init}")
+    method.lr = 1e-9
+    method.optimizer = "adam"
+    output = optimize_image(content_image, [style_image], method, loss_net, progress=False)
+    assert output.abs().max() < 1e-3  # one tiny Adam step away from the black init
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method.iterations=0", "iterations must be a positive"),
+        ("size=-5", "size must be a positive"),
+        ("method.style_weight=0", "style_weight must be positive"),
+        ("method.content_weight=-1", "content_weight must be positive"),
+        ("method.tv_weight=-1", "tv_weight"),
+        ("method.optimizer=sgd", "optimizer"),
+        ("method.style_layers=[relu9_9]", "relu9_9"),
+        ("device=tpu", "device"),
+    ],
+)
+def test_bad_settings_are_user_errors(override, message, content_image, style_image):
+    method, loss_net = basic_config(override)
+    cfg_device = OmegaConf.select(compose_config("stylize", [override]), "device")
+    with pytest.raises(UserError, match=message):
+        optimize_image(
+            content_image, [style_image], method, loss_net, device=cfg_device, progress=False
+        )

@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from nst.errors import UserError
+from nst.losses import (
+    PerceptualLoss,
+    content_loss,
+    gram_matrix,
+    layer_weights,
+    style_loss,
+    total_variation,
+)
+
+
+def test_gram_matrix_is_symmetric_and_normalised_by_positions():
+    features = torch.randn(2, 5, 6, 7)
+    gram = gram_matrix(features)
+    assert gram.shape == (2, 5, 5)
+    torch.testing.assert_close(gram, gram.transpose(1, 2))
+    flat = features.reshape(2, 5, 42)
+    torch.testing.assert_close(gram[1, 2, 3], (flat[1, 2] * flat[1, 3]).sum() / 42)
+    # Normalised by H·W: tiling the map leaves the Gram matrix unchanged.
+    torch.testing.assert_close(gram_matrix(features.repeat(1, 1, 2, 3)), gram)
+
+
+def test_gram_shift_adds_the_algebraic_terms():
+    features = torch.rand(1, 4, 5, 5)
+    shift, positions = -1.0, 25
+    flat = features.reshape(4, positions)
+    sums = flat.sum(1)
+    expected = (
+        gram_matrix(features)[0] + shift * (sums[:, None] + sums[None, :]) / positions + shift**2
+    )
+    torch.testing.assert_close(gram_matrix(features, shift=shift)[0], expected)
+
+
+def test_identical_inputs_give_zero_content_and_style_loss():
+    features = torch.rand(1, 8, 10, 10)
+    assert content_loss(features, features.clone()) == 0
+    assert style_loss(gram_matrix(features), gram_matrix(features.clone())) == 0
+    assert content_loss(features, torch.zeros_like(features)) > 0
+
+
+def test_losses_are_relative_so_feature_scale_does_not_matter():
+    features, target = torch.rand(1, 8, 10, 10), torch.rand(1, 8, 10, 10)
+    torch.testing.assert_close(
+        content_loss(55 * features, 55 * target), content_loss(features, target)
+    )
+    torch.testing.assert_close(
+        style_loss(gram_matrix(55 * features), gram_matrix(55 * target)),
+        style_loss(gram_matrix(features), gram_matrix(target)),
+    )
+
+
+def test_total_variation():
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert total_variation(flat) == 0
+    stripes = torch.zeros(1, 1, 4, 4)
+    stripes[..., ::2] = 1.0
+    torch.testing.assert_close(total_variation(stripes), torch.tensor(1.0))
+
+
+def test_layer_weights():
+    assert layer_weights(["a", "b"], None) == {"a": 0.5, "b": 0.5}
+    assert layer_weights(["a", "b"], [2, 3]) == {"a": 2.0, "b": 3.0}
+    with pytest.raises(UserError, match="2 layers but 1"):
+        layer_weights(["a", "b"], [1])
+    with pytest.raises(UserError):
+        layer_weights([], None)
+
+
+def make_loss(network, **weights):
+    return PerceptualLoss(
+        network,
+        content_layers={"relu3_1": 1.0},
+        style_layers={"relu1_1": 0.5, "relu2_1": 0.5},
+        **weights,
+    )
+
+
+def test_perceptual_loss_returns_named_terms_that_sum_to_total(random_vgg19):
+    loss = make_loss(random_vgg19, content_weight=2.0, style_weight=3.0, tv_weight=0.5)
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 24, 24)
+    loss.set_content(content)
+    loss.set_style([style])
+    terms = loss(torch.rand(1, 3, 32, 32))
+    assert set(terms) == {"content", "style", "tv", "total"}
+    torch.testing.assert_close(terms["total"], terms["content"] + terms["style"] + terms["tv"])
+    assert all(terms[name] > 0 for name in terms)
+    zero = loss(content)
+    assert zero["content"] == 0
+
+
+def test_style_targets_are_encoded_once_and_stay_out_of_the_state_dict(random_vgg19):
+    loss = make_loss(random_vgg19)
+    style = torch.rand(1, 3, 24, 24)
+    loss.set_style([style])
+    loss.set_content(style)
+    assert loss.state_dict() == {}
+    stored = dict(loss.named_buffers())
+    torch.testing.assert_close(stored["style_relu2_1"], loss.encode_style(style)["relu2_1"])
+    assert loss(style)["style"] == 0 and loss(style)["content"] == 0
+
+
+def test_blended_styles_match_the_weighted_mean_of_gram_targets(random_vgg19):
+    loss = make_loss(random_vgg19)
+    first, second = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 40, 40)
+    loss.set_style([first, second], [1.0, 3.0])
+    expected = (
+        0.25 * loss.encode_style(first)["relu1_1"] + 0.75 * loss.encode_style(second)["relu1_1"]
+    )
+    torch.testing.assert_close(loss.style_relu1_1, expected)
+
+
+def test_content_batch_replaces_stored_targets(random_vgg19):
+    loss = make_loss(random_vgg19)
+    loss.set_style([torch.rand(1, 3, 24, 24)])
+    batch = torch.rand(3, 3, 32, 32)
+    assert loss(batch, content=batch)["content"] == 0
+    assert loss(batch, content=batch.flip(0))["content"] > 0
