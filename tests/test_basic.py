@@ -121,3 +121,26 @@ def test_bad_settings_are_user_errors(override, message, content_image, style_im
         optimize_image(
             content_image, [style_image], method, loss_net, device=cfg_device, progress=False
         )
+
+
+def test_ctrl_c_stays_an_interrupt_and_the_command_writes_nothing(content_image, style_image):
+    import pytorch_lightning as pl
+
+    from nst.errors import exit_on_user_error
+
+    class PressCtrlC(pl.Callback):
+        def on_train_batch_end(self, *args):
+            raise KeyboardInterrupt
+
+    method, loss_net = basic_config("size=32", "method.iterations=5")
+
+    @exit_on_user_error
+    def command():
+        optimize_image(
+            content_image, [style_image], method, loss_net, progress=False, callbacks=[PressCtrlC()]
+        )
+        raise AssertionError("the image would have been written")
+
+    with pytest.raises(SystemExit) as exit_info:
+        command()  # Lightning shuts down and exits 1 on Ctrl-C; we exit 130 outside of fit
+    assert exit_info.value.code in (1, 130)

@@ -13,7 +13,8 @@ class UserError(Exception):
 
 
 def exit_on_user_error(main: Callable) -> Callable:
-    """Wrap a command-line entry point: a `UserError` becomes one line on stderr and exit code 2."""
+    """Wrap a command-line entry point: a `UserError` becomes one line on stderr and exit code 2,
+    Ctrl-C one line and exit code 130."""
 
     @wraps(main)
     def wrapper(*args, **kwargs):
@@ -22,5 +23,8 @@ def exit_on_user_error(main: Callable) -> Callable:
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted: nothing was written.", file=sys.stderr)
+            sys.exit(130)
 
     return wrapper

@@ -107,7 +107,8 @@ class LossNetwork(nn.Module):
                 weight = weight.flip(1)  # Caffe nets read BGR; we feed RGB
             # Buffers, not parameters: frozen by construction and kept out of checkpoints.
             del layer.weight, layer.bias
-            layer.register_buffer("weight", weight.contiguous(), persistent=False)
+            weight = weight.contiguous(memory_format=torch.channels_last)  # faster convs
+            layer.register_buffer("weight", weight, persistent=False)
             layer.register_buffer("bias", bias.contiguous(), persistent=False)
 
     def train(self, mode: bool = True) -> "LossNetwork":
@@ -128,7 +129,7 @@ class LossNetwork(nn.Module):
         wanted = set(layers)
         self.check_layers(wanted)
         last = max(self.layer_names.index(layer) for layer in wanted)
-        x = (image - self.mean) / self.std
+        x = ((image - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         features, previous = {}, None
         for name, layer in list(self.layers.named_children())[: last + 1]:
             if isinstance(layer, nn.ReLU):
