@@ -108,6 +108,13 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """The process's file-creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
     """Write an image by extension (PNG/JPEG/WebP) atomically: a temp file renamed into place."""
     path = check_output_path(path)
@@ -116,6 +123,7 @@ def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> Pat
     try:
         with os.fdopen(handle, "wb") as file:
             pil.save(file, format=IMAGE_FORMATS[path.suffix.lower()], quality=quality)
+        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes 0600; give a normal file's mode
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
