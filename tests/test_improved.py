@@ -7,7 +7,12 @@ from conftest import ASSETS, pattern
 from nst.api import compose_config, method_config
 from nst.errors import UserError
 from nst.image import load_image, rgb_to_yiq
-from nst.losses import ImprovedPerceptualLoss, chain_link_weights, geometric_layer_weights
+from nst.losses import (
+    ImprovedPerceptualLoss,
+    chain_link_weights,
+    geometric_layer_weights,
+    upsample_nearest,
+)
 from nst.methods.basic import build_loss, initial_image, optimize_image
 from nst.methods.improved import ALL_VGG19_LAYERS, build_improved_loss, improved_layers
 from nst.vgg import LossNetwork
@@ -80,11 +85,12 @@ def test_correlation_chain_shapes_for_every_layer_pair(random_vgg19):
     for shallow, deep in pairs:
         channels = (features[shallow].shape[1], features[deep].shape[1])
         assert chain[f"{shallow}-{deep}"].shape == (2, *channels)
-    # Across a pooling boundary the deeper map is upsampled to the shallower map's positions.
-    shallow, deep = features["relu2_2"], features["relu3_1"]
-    upsampled = torch.nn.functional.interpolate(deep, size=shallow.shape[-2:], mode="nearest")
-    expected = torch.einsum("bihw,bjhw->bij", shallow - 1, upsampled - 1) / (20 * 28)
-    torch.testing.assert_close(chain["relu2_2-relu3_1"], expected)
+    # Across a pooling boundary the deeper map is upsampled to the shallower map's positions,
+    # both shifted by s = −1 (here 5×7 → 2×3: pooling dropped the last row and column).
+    shallow, deep = features["relu4_4"] - 1, features["relu5_1"] - 1
+    upsampled = upsample_nearest(deep, shallow.shape[-2:])
+    expected = torch.einsum("bihw,bjhw->bij", shallow, upsampled) / (5 * 7)
+    torch.testing.assert_close(chain["relu4_4-relu5_1"], expected)
 
 
 def test_switches_off_give_exactly_the_basic_loss(random_vgg19):

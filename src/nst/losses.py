@@ -39,7 +39,7 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
     it makes loss weights independent of image size and of the loss network's activation scale
     (Caffe weights see 0-255 pixels, torchvision weights standardised ones).
     """
-    return (features - target).pow(2).mean() / (target.pow(2).mean() + EPSILON)
+    return relative_squared_error(features, target)
 
 
 def style_loss(gram: Tensor, target: Tensor) -> Tensor:
@@ -48,7 +48,13 @@ def style_loss(gram: Tensor, target: Tensor) -> Tensor:
     The same per-layer constant as `content_loss` replaces 1/(4 N² M²): E_l up to a layer weight.
     `target` broadcasts over the batch (one style for all) or matches it (one style each).
     """
-    return (gram - target).pow(2).mean() / (target.pow(2).mean() + EPSILON)
+    return relative_squared_error(gram, target)
+
+
+def relative_squared_error(value: Tensor, target: Tensor) -> Tensor:
+    """Σ (X − T)² / Σ T² (T broadcast to X's shape): one fused pass for each of the two sums."""
+    energy = torch.linalg.vector_norm(target).square() / target.numel()
+    return F.mse_loss(value, target.expand_as(value)) / (energy + EPSILON)
 
 
 def total_variation(image: Tensor) -> Tensor:
@@ -209,32 +215,68 @@ def binomial_blur(features: Tensor) -> Tensor:
     return F.conv2d(padded, kernel, groups=channels)
 
 
+def pooling_factor(large: int, small: int) -> int:
+    """By how much VGG's 2×2 poolings (floor rounding) shrank a side of `large` to `small` px."""
+    return 1 << ((large // small).bit_length() - 1)
+
+
+def upsample_nearest(deep: Tensor, size: tuple[int, int]) -> Tensor:
+    """The deeper map at the shallower map's `size`, aligned with the pooling between them.
+
+    Each deep position is repeated over the block of positions it was pooled from; a last row
+    or column that floor-rounding pooling dropped (odd sizes) repeats its neighbour. (Interpolation
+    to an odd size would shift positions by up to one against the pooling windows.)
+    """
+    factors = pooling_factor(size[0], deep.shape[-2]), pooling_factor(size[1], deep.shape[-1])
+    repeated = deep.repeat_interleave(factors[0], -2).repeat_interleave(factors[1], -1)
+    padding = (0, size[1] - repeated.shape[-1], 0, size[0] - repeated.shape[-2])
+    return F.pad(repeated, padding, mode="replicate") if any(padding) else repeated
+
+
+def block_sums(shallow: Tensor, size: tuple[int, int]) -> Tensor:
+    """The adjoint of `upsample_nearest`: per deep position, the sum of the shallow positions it
+    is repeated over, so that F^l upsample_nearest(F^k)ᵀ = block_sums(F^l) F^kᵀ."""
+    factors = pooling_factor(shallow.shape[-2], size[0]), pooling_factor(shallow.shape[-1], size[1])
+    sums = F.avg_pool2d(shallow, factors, ceil_mode=True, divisor_override=1)
+    return fold_excess(fold_excess(sums, size[0], -2), size[1], -1)
+
+
+def fold_excess(sums: Tensor, length: int, dim: int) -> Tensor:
+    """Add the entries past `length` along `dim` (a partial pooling window) into the last one."""
+    if sums.shape[dim] == length:
+        return sums
+    excess = sums.narrow(dim, length - 1, sums.shape[dim] - length + 1).sum(dim, keepdim=True)
+    return torch.cat([sums.narrow(dim, 0, length - 1), excess], dim)
+
+
 def cross_layer_correlation(
-    shallow: Tensor,
-    deep: Tensor,
-    shift: float = 0.0,
-    upsample: str = "nearest",
-    blur_steps: int = 0,
+    shallow: Tensor, deep: Tensor, upsample: str = "nearest", blur_steps: int = 0
 ) -> Tensor:
     """Novak & Nikulin §3.4: G^{lk} = F^l [up(F^k)]ᵀ / M_l, a K_l × K_k matrix per batch element.
 
-    `shallow` is F^l (B×K_l×X_l×Y_l), `deep` is F^k with X_k ≤ X_l. The deeper map is upsampled
-    to the shallower map's size (×2 across a pooling boundary, up to pooling's rounding on odd
-    sizes; `upsample` mode UNCONFIRMED: nearest or bilinear), blurred `blur_steps` times for the
-    blurred correlations of §3.6, and both factors are shifted by s (§3.3). The normaliser is
-    1/M_l (positions) like `gram_matrix`; the paper's per-link constant (UNCONFIRMED) cancels in
-    the relative `style_loss`, so only this size normalisation matters.
+    `shallow` is F^l (B×K_l×X_l×Y_l), `deep` is F^k with X_k ≤ X_l, both already shifted by s
+    (§3.3; the loss shifts each map once for both of its links). The deeper map is upsampled to
+    the shallower map's size (×2 across a pooling boundary; `upsample` UNCONFIRMED: `nearest`,
+    aligned with the pooling, or `bilinear`) and blurred `blur_steps` times (§3.6). The
+    normaliser is 1/M_l like `gram_matrix`'s; the paper's per-link constant (UNCONFIRMED)
+    cancels in the relative `style_loss`. Nearest without blur takes the cheaper, equal route
+    through `block_sums`: a quarter of the work per pooling, and no upsampled map.
     """
-    batch, shallow_channels, height, width = shallow.shape
-    if deep.shape[-2:] != shallow.shape[-2:]:
-        deep = F.interpolate(deep, size=(height, width), mode=upsample)
+    height, width = shallow.shape[-2:]
+    resize = deep.shape[-2:] != shallow.shape[-2:]
+    if resize and upsample == "nearest" and not blur_steps:
+        shallow = block_sums(shallow, deep.shape[-2:])
+    elif resize:
+        upsampled = upsample_nearest if upsample == "nearest" else bilinear
+        deep = upsampled(deep, (height, width))
     for _ in range(blur_steps):
         deep = binomial_blur(deep)
-    shallow_flat = shallow.reshape(batch, shallow_channels, height * width)
-    deep_flat = deep.reshape(batch, deep.shape[1], height * width)
-    if shift:
-        shallow_flat, deep_flat = shallow_flat + shift, deep_flat + shift
-    return torch.bmm(shallow_flat, deep_flat.transpose(1, 2)) / (height * width)
+    return torch.bmm(shallow.flatten(2), deep.flatten(2).transpose(1, 2)) / (height * width)
+
+
+def bilinear(deep: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear upsampling to `size` (half-pixel centres, as `F.interpolate` does)."""
+    return F.interpolate(deep, size=size, mode="bilinear")
 
 
 def chain_link_weights(style_layers: Mapping[str, float]) -> dict[tuple[str, str], float]:
@@ -296,13 +338,13 @@ class ImprovedPerceptualLoss(PerceptualLoss):
         """Shifted Gram matrices per style layer, or the chain's correlations per link."""
         if not self.links:
             return {layer: gram_matrix(features[layer], self.shift) for layer in self.style_layers}
+        shifted = {
+            layer: features[layer] + self.shift if self.shift else features[layer]
+            for layer in self.style_layers
+        }
         return {
             link_key(shallow, deep): cross_layer_correlation(
-                features[shallow],
-                features[deep],
-                self.shift,
-                self.upsample,
-                self.blur_steps[shallow, deep],
+                shifted[shallow], shifted[deep], self.upsample, self.blur_steps[shallow, deep]
             )
             for shallow, deep in self.links
         }

@@ -1,0 +1,111 @@
+"""Improved-method and multi-scale speed, measured in the same run, printed as a table.
+
+    python benchmarks/improved_speed.py [--size 512] [--iterations 10] [--repeats 2]
+        [--large 1024] [--scales 3] [--scale-iterations 3] [--device auto]
+
+1. Seconds per L-BFGS iteration of `improved` and `basic` at `--size` px (after two warm-up
+   steps), alternating the two `--repeats` times so both see the same machine load; target:
+   improved ≤ 1.5× basic.
+2. Wall time of a multi-scale run to `--large` px (`--scales` octaves, `--scale-iterations`
+   steps at each) against a single-scale `--large` px run of the same iteration count, for both
+   methods; target ≤ 1.5×. On CUDA the peak GPU memory of every scale is listed too.
+"""
+
+import argparse
+import time
+
+import pytorch_lightning as pl
+import torch
+from basic_speed import StepClock
+
+from nst.api import compose_config, run
+from nst.samples import load_sample
+
+
+class PeakMemory(pl.Callback):
+    """Peak GPU memory (GiB) of every fit (one per scale), keyed by the image's long side."""
+
+    def __init__(self):
+        self.peaks = {}
+
+    def on_fit_start(self, trainer, module):
+        torch.cuda.reset_peak_memory_stats(module.device)
+
+    def on_fit_end(self, trainer, module):
+        size = max(module.image.shape[-2:])
+        self.peaks[size] = torch.cuda.max_memory_allocated(module.device) / 2**30
+
+
+def stylize(method: str, device: str, *overrides: str, callbacks=()) -> None:
+    """One run on the sample pair (chelsea, mosaic)."""
+    cfg = compose_config("stylize", [f"method={method}", f"device={device}", *overrides])
+    run(cfg, load_sample("sample:chelsea"), [load_sample("sample:mosaic")], progress=False,
+        callbacks=list(callbacks))  # fmt: skip
+
+
+def seconds_per_iteration(method: str, size: int, iterations: int, device: str) -> float:
+    clock = StepClock()
+    stylize(method, device, f"size={size}", f"method.iterations={iterations}", callbacks=[clock])
+    warm = clock.times[2:]
+    return (warm[-1] - warm[0]) / (len(warm) - 1)
+
+
+def run_seconds(method: str, device: str, *overrides: str, callbacks=()) -> float:
+    """Wall time of one whole run (loss network, targets, every scale)."""
+    start = time.perf_counter()
+    stylize(method, device, *overrides, callbacks=callbacks)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--large", type=int, default=1024)
+    parser.add_argument("--scales", type=int, default=3)
+    parser.add_argument("--scale-iterations", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    methods = ("basic", "improved")
+    timings = {method: [] for method in methods}
+    for _ in range(args.repeats):
+        for method in methods:
+            timings[method].append(
+                seconds_per_iteration(method, args.size, args.iterations, args.device)
+            )
+    per_iteration = {method: min(timings[method]) for method in methods}
+    common = [f"size={args.large}", f"method.iterations={args.scale_iterations}"]
+    scales = f"method.scales={args.scales}"
+    peaks = {method: PeakMemory() for method in methods}
+    single = {method: run_seconds(method, args.device, *common) for method in methods}
+    multi = {
+        method: run_seconds(method, args.device, *common, scales, callbacks=[peaks[method]])
+        for method in methods
+    }
+    print_tables(args, per_iteration, single, multi, peaks)
+
+
+def print_tables(args, per_iteration: dict, single: dict, multi: dict, peaks: dict) -> None:
+    """The two comparisons as Markdown tables, and the peak GPU memory per scale on CUDA."""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}")
+    basic, improved = per_iteration["basic"], per_iteration["improved"]
+    print(f"\n| s/iteration at {args.size} px | basic | improved | improved / basic |")
+    print("|---|---|---|---|")
+    print(f"| min of {args.repeats} runs of {args.iterations} iterations | "
+          f"{basic:.2f} | {improved:.2f} | {improved / basic:.2f} |")  # fmt: skip
+    print(f"\n| {args.scale_iterations} iterations per scale | single-scale {args.large} px, s "
+          f"| {args.scales} scales to {args.large} px, s | multi / single |")  # fmt: skip
+    print("|---|---|---|---|")
+    for method in single:
+        print(f"| {method} | {single[method]:.1f} | {multi[method]:.1f} | "
+              f"{multi[method] / single[method]:.2f} |")  # fmt: skip
+    for method, report in peaks.items():
+        for size, peak in report.peaks.items():
+            print(f"peak GPU memory, {method} at {size} px: {peak:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
