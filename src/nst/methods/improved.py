@@ -3,13 +3,15 @@ richer style and content representation, each improvement a switch in `conf/meth
 
 - `geometric_weights` (§3.1): style weights 2^{D−d(l)}, content weights 2^{d(l)}.
 - `all_layers` (§3.2): style, and with `all_layers_content` content, on all 16 conv layers of
-  VGG19 (relu1_1 … relu5_4; post-ReLU, like the basic method's layers).
+  VGG19 (relu1_1 … relu5_4; post-ReLU, like the basic method's layers). The paper's content
+  layer set is UNCONFIRMED (its content weights 2^{d(l)} imply several), hence the setting.
 - `activation_shift` (§3.3): Gram matrices of F + s, s = `method.shift` (paper: −1).
 - `correlation_chain` (§3.5): correlations of neighbouring style layers replace the Grams;
   `blur_correlations` adds §3.6's blur (the paper found it slow and unreliable).
 
-With every switch off the loss is exactly the basic method's. The image optimisation itself
-(LightningModule, Trainer, scales, colour preservation) is `nst.methods.basic.optimize_image`.
+With every switch off the loss is exactly the basic method's: improved.yaml takes all other
+knobs from basic.yaml. The image optimisation itself (LightningModule, Trainer, scales, colour
+preservation) is `nst.methods.basic.optimize_image` with `build=build_improved_loss`.
 """
 
 from omegaconf import DictConfig
