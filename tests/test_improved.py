@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ASSETS, pattern
+from conftest import ASSETS, load_script, pattern
 
 from nst.api import compose_config, method_config
 from nst.errors import UserError
@@ -17,6 +17,7 @@ from nst.methods.basic import build_loss, initial_image, optimize_image
 from nst.methods.improved import ALL_VGG19_LAYERS, build_improved_loss, improved_layers
 from nst.vgg import LossNetwork
 
+stylize_script = load_script("stylize")
 SWITCHES_OFF = [
     "method.geometric_weights=false",
     "method.all_layers=false",
@@ -197,3 +198,49 @@ def test_improved_transfers_style_on_real_images():
     before, after = evaluator(content, content, style), evaluator(output, content, style)
     assert after["style"] < 0.5 * before["style"]
     assert after["content"] < 1.0
+
+
+def test_improved_from_the_command_line_with_scales(tmp_path, image_files):
+    content, style = image_files
+    output = tmp_path / "out.png"
+    stylize_script.main(
+        compose_config(
+            "stylize",
+            [
+                "method=improved",
+                "loss_net.weights=random",
+                "size=48",
+                "method.scales=[32]",
+                "method.iterations=2",
+                f"input={content}",
+                f"style={style}",
+                f"output={output}",
+            ],
+        )  # fmt: skip
+    )
+    assert load_image(output).shape[-2:] == (40, 48)
+
+
+def test_vgg16_with_all_layers_exits_2_with_one_sentence(tmp_path, image_files, capsys):
+    content, style = image_files
+    with pytest.raises(SystemExit) as exit_info:
+        stylize_script.main(
+            compose_config(
+                "stylize",
+                [
+                    "method=improved",
+                    "loss_net=vgg16",
+                    "loss_net.weights=random",
+                    "size=32",
+                    f"input={content}",
+                    f"style={style}",
+                    f"output={tmp_path / 'out.png'}",
+                ],
+            )  # fmt: skip
+        )
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: method.all_layers uses the 16 conv layers of VGG19 but the loss network is "
+        "vgg16; use loss_net=vgg19 or method.all_layers=false."
+    ]
+    assert not (tmp_path / "out.png").exists()
