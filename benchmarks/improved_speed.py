@@ -1,7 +1,7 @@
 """Improved-method and multi-scale speed, measured in the same run, printed as a table.
 
     python benchmarks/improved_speed.py [--size 512] [--iterations 10] [--repeats 2]
-        [--large 1024] [--scales 3] [--scale-iterations 3] [--device auto]
+        [--large 1024] [--scales 3] [--scale-iterations 3] [--device auto] [--threads N]
 
 1. Seconds per L-BFGS iteration of `improved` and `basic` at `--size` px (after two warm-up
    steps), alternating the two `--repeats` times so both see the same machine load; target:
@@ -66,7 +66,10 @@ def main() -> None:
     parser.add_argument("--scales", type=int, default=3)
     parser.add_argument("--scale-iterations", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="CPU threads (torch default if not given)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     methods = ("basic", "improved")
     timings = {method: [] for method in methods}

@@ -175,3 +175,15 @@ def test_unknown_schedule_from_the_command_line_exits_2(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "Unknown method.scales 'lots'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_peak_gpu_memory_is_reported_per_scale(capsys):
+    settings, loss_net = config("improved", "size=64", "method.scales=2", "method.iterations=2")
+    optimize_image(
+        pattern(48, 64, seed=1), [pattern(40, 40, seed=2)], settings, loss_net, device="cuda",
+        build=build_improved_loss,
+    )  # fmt: skip
+    lines = [line for line in capsys.readouterr().err.splitlines() if "peak GPU memory" in line]
+    assert [line.split(":")[1].strip() for line in lines] == ["32×24 px", "64×48 px"]
