@@ -71,43 +71,40 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    methods = ("basic", "improved")
-    timings = {method: [] for method in methods}
-    for _ in range(args.repeats):
-        for method in methods:
-            timings[method].append(
-                seconds_per_iteration(method, args.size, args.iterations, args.device)
-            )
-    per_iteration = {method: min(timings[method]) for method in methods}
-    common = [f"size={args.large}", f"method.iterations={args.scale_iterations}"]
-    scales = f"method.scales={args.scales}"
-    peaks = {method: PeakMemory() for method in methods}
-    single = {method: run_seconds(method, args.device, *common) for method in methods}
-    multi = {
-        method: run_seconds(method, args.device, *common, scales, callbacks=[peaks[method]])
-        for method in methods
-    }
-    print_tables(args, per_iteration, single, multi, peaks)
-
-
-def print_tables(args, per_iteration: dict, single: dict, multi: dict, peaks: dict) -> None:
-    """The two comparisons as Markdown tables, and the peak GPU memory per scale on CUDA."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}")
-    basic, improved = per_iteration["basic"], per_iteration["improved"]
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}", flush=True)
+    compare_iterations(args)
+    compare_scales(args)
+
+
+def compare_iterations(args: argparse.Namespace) -> None:
+    """Seconds per iteration of basic and improved, alternating, best of `--repeats`."""
+    timings = {"basic": [], "improved": []}
+    for _ in range(args.repeats):
+        for method, seconds in timings.items():
+            seconds.append(seconds_per_iteration(method, args.size, args.iterations, args.device))
+    basic, improved = min(timings["basic"]), min(timings["improved"])
     print(f"\n| s/iteration at {args.size} px | basic | improved | improved / basic |")
     print("|---|---|---|---|")
-    print(f"| min of {args.repeats} runs of {args.iterations} iterations | "
-          f"{basic:.2f} | {improved:.2f} | {improved / basic:.2f} |")  # fmt: skip
+    print(f"| best of {args.repeats} runs of {args.iterations} iterations | {basic:.2f} | "
+          f"{improved:.2f} | {improved / basic:.2f} |", flush=True)  # fmt: skip
+
+
+def compare_scales(args: argparse.Namespace) -> None:
+    """Whole-run seconds, single-scale vs multi-scale to `--large` px, for both methods."""
+    common = [f"size={args.large}", f"method.iterations={args.scale_iterations}"]
     print(f"\n| {args.scale_iterations} iterations per scale | single-scale {args.large} px, s "
           f"| {args.scales} scales to {args.large} px, s | multi / single |")  # fmt: skip
     print("|---|---|---|---|")
-    for method in single:
-        print(f"| {method} | {single[method]:.1f} | {multi[method]:.1f} | "
-              f"{multi[method] / single[method]:.2f} |")  # fmt: skip
-    for method, report in peaks.items():
-        for size, peak in report.peaks.items():
-            print(f"peak GPU memory, {method} at {size} px: {peak:.2f} GiB")
+    for method in ("basic", "improved"):
+        peaks = [PeakMemory()] if torch.cuda.is_available() and args.device != "cpu" else []
+        single = run_seconds(method, args.device, *common)
+        multi = run_seconds(method, args.device, *common, f"method.scales={args.scales}",
+                            callbacks=peaks)  # fmt: skip
+        print(f"| {method} | {single:.1f} | {multi:.1f} | {multi / single:.2f} |", flush=True)
+        for report in peaks:
+            for size, peak in report.peaks.items():
+                print(f"peak GPU memory, {method} at {size} px: {peak:.2f} GiB")
 
 
 if __name__ == "__main__":
