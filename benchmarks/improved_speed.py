@@ -2,6 +2,7 @@
 
     python benchmarks/improved_speed.py [--size 512] [--iterations 10] [--repeats 2]
         [--large 1024] [--scales 3] [--scale-iterations 3] [--device auto] [--threads N]
+        [--clock auto|wall|cpu]
 
 1. Seconds per L-BFGS iteration of `improved` and `basic` at `--size` px (after two warm-up
    steps), alternating the two `--repeats` times so both see the same machine load; target:
@@ -9,6 +10,10 @@
 2. Wall time of a multi-scale run to `--large` px (`--scales` octaves, `--scale-iterations`
    steps at each) against a single-scale `--large` px run of the same iteration count, for both
    methods; target ≤ 1.5×. On CUDA the peak GPU memory of every scale is listed too.
+
+Times are wall-clock seconds on a GPU and process CPU seconds on a CPU (`--clock auto`): on a
+shared CPU the wall clock swings with other processes' load, while CPU time (best with
+`--threads 1`) follows the work done.
 """
 
 import argparse
@@ -16,7 +21,6 @@ import time
 
 import pytorch_lightning as pl
 import torch
-from basic_speed import StepClock
 
 from nst.api import compose_config, run
 from nst.samples import load_sample
@@ -43,18 +47,32 @@ def stylize(method: str, device: str, *overrides: str, callbacks=()) -> None:
         callbacks=list(callbacks))  # fmt: skip
 
 
-def seconds_per_iteration(method: str, size: int, iterations: int, device: str) -> float:
-    clock = StepClock()
-    stylize(method, device, f"size={size}", f"method.iterations={iterations}", callbacks=[clock])
-    warm = clock.times[2:]
+class StepTimes(pl.Callback):
+    """The clock's reading after every optimiser step (CUDA synchronised first)."""
+
+    def __init__(self, clock):
+        self.clock, self.times = clock, []
+
+    def on_train_batch_end(self, *args):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(self.clock())
+
+
+def seconds_per_iteration(method: str, args: argparse.Namespace) -> float:
+    """Seconds per step of one run at `--size` px, after two warm-up steps."""
+    steps = StepTimes(args.clock)
+    stylize(method, args.device, f"size={args.size}", f"method.iterations={args.iterations}",
+            callbacks=[steps])  # fmt: skip
+    warm = steps.times[2:]
     return (warm[-1] - warm[0]) / (len(warm) - 1)
 
 
-def run_seconds(method: str, device: str, *overrides: str, callbacks=()) -> float:
-    """Wall time of one whole run (loss network, targets, every scale)."""
-    start = time.perf_counter()
-    stylize(method, device, *overrides, callbacks=callbacks)
-    return time.perf_counter() - start
+def run_seconds(method: str, args: argparse.Namespace, *overrides: str, callbacks=()) -> float:
+    """Seconds of one whole run (loss network, targets, every scale)."""
+    start = args.clock()
+    stylize(method, args.device, *overrides, callbacks=callbacks)
+    return args.clock() - start
 
 
 def main() -> None:
@@ -67,12 +85,16 @@ def main() -> None:
     parser.add_argument("--scale-iterations", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="CPU threads (torch default if not given)")
+    parser.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}", flush=True)
+    on_gpu = torch.cuda.is_available() and args.device != "cpu"
+    clock = "wall" if args.clock == "wall" or (args.clock == "auto" and on_gpu) else "cpu"
+    args.clock = time.perf_counter if clock == "wall" else time.process_time
+    device = torch.cuda.get_device_name() if on_gpu else "CPU"
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}, {clock} seconds",
+          flush=True)  # fmt: skip
     compare_iterations(args)
     compare_scales(args)
 
@@ -82,7 +104,7 @@ def compare_iterations(args: argparse.Namespace) -> None:
     timings = {"basic": [], "improved": []}
     for _ in range(args.repeats):
         for method, seconds in timings.items():
-            seconds.append(seconds_per_iteration(method, args.size, args.iterations, args.device))
+            seconds.append(seconds_per_iteration(method, args))
     basic, improved = min(timings["basic"]), min(timings["improved"])
     print(f"\n| s/iteration at {args.size} px | basic | improved | improved / basic |")
     print("|---|---|---|---|")
@@ -98,9 +120,8 @@ def compare_scales(args: argparse.Namespace) -> None:
     print("|---|---|---|---|")
     for method in ("basic", "improved"):
         peaks = [PeakMemory()] if torch.cuda.is_available() and args.device != "cpu" else []
-        single = run_seconds(method, args.device, *common)
-        multi = run_seconds(method, args.device, *common, f"method.scales={args.scales}",
-                            callbacks=peaks)  # fmt: skip
+        single = run_seconds(method, args, *common)
+        multi = run_seconds(method, args, *common, f"method.scales={args.scales}", callbacks=peaks)
         print(f"| {method} | {single:.1f} | {multi:.1f} | {multi / single:.2f} |", flush=True)
         for report in peaks:
             for size, peak in report.peaks.items():
