@@ -3,6 +3,7 @@
     python stylize.py method=basic input=photo.jpg style=painting.jpg [output=out.png] [size=512]
         [device=auto|cpu|cuda] [preserve_color=none|luminance|histogram] [method.iterations=N]
     python stylize.py input=photo.jpg style=[a.jpg,b.jpg] style_weights=[0.3,0.7]
+    python stylize.py method=improved input=photo.jpg style=painting.jpg size=1024 method.scales=3
 
 Every failure the user can fix ends in one sentence on stderr and exit code 2, with no output
 file written and the inputs untouched.

@@ -4,11 +4,16 @@ import torch
 from nst.errors import UserError
 from nst.losses import (
     PerceptualLoss,
+    bilinear,
+    binomial_blur,
+    block_sums,
     content_loss,
+    cross_layer_correlation,
     gram_matrix,
     layer_weights,
     style_loss,
     total_variation,
+    upsample_nearest,
 )
 
 
@@ -23,15 +28,72 @@ def test_gram_matrix_is_symmetric_and_normalised_by_positions():
     torch.testing.assert_close(gram_matrix(features.repeat(1, 1, 2, 3)), gram)
 
 
-def test_gram_shift_adds_the_algebraic_terms():
-    features = torch.rand(1, 4, 5, 5)
-    shift, positions = -1.0, 25
-    flat = features.reshape(4, positions)
-    sums = flat.sum(1)
-    expected = (
-        gram_matrix(features)[0] + shift * (sums[:, None] + sums[None, :]) / positions + shift**2
+@pytest.mark.parametrize("shift", [-1.0, 0.5])
+def test_gram_shift_adds_the_algebraic_terms(shift):
+    features = torch.rand(2, 4, 5, 5)
+    positions = 25
+    flat = features.reshape(2, 4, positions)
+    sums = flat.sum(2)
+    plain = gram_matrix(features)
+    expected = plain + shift * (sums[:, :, None] + sums[:, None, :]) / positions + shift**2
+    torch.testing.assert_close(gram_matrix(features, shift=shift), expected)
+    # …and equals the definition (Novak & Nikulin §3.3), G = (F + s)(F + s)ᵀ / M.
+    shifted = flat + shift
+    torch.testing.assert_close(
+        gram_matrix(features, shift=shift), shifted @ shifted.transpose(1, 2) / positions
     )
-    torch.testing.assert_close(gram_matrix(features, shift=shift)[0], expected)
+
+
+def test_nearest_upsampling_lines_up_with_the_pooling():
+    deep = torch.rand(1, 2, 3, 4)
+    even = upsample_nearest(deep, (6, 8))
+    torch.testing.assert_close(even, torch.nn.functional.interpolate(deep, size=(6, 8)))
+    odd = upsample_nearest(deep, (7, 9))  # pooling 7×9 gives 3×4, dropping the last row, column
+    torch.testing.assert_close(odd[..., :6, :8], even)
+    torch.testing.assert_close(odd[..., 6, :8], even[..., 5, :])
+    torch.testing.assert_close(odd[..., :, 8], odd[..., :, 7])
+    two_poolings = upsample_nearest(deep, (13, 18))  # 13 → 6 → 3, 18 → 9 → 4
+    assert two_poolings.shape[-2:] == (13, 18)
+    torch.testing.assert_close(two_poolings[..., 4:8, 4:8], deep[..., 1:2, 1:2].expand(1, 2, 4, 4))
+
+
+@pytest.mark.parametrize("shallow_size", [(8, 12), (9, 13), (13, 18)])
+def test_block_sums_are_the_adjoint_of_nearest_upsampling(shallow_size):
+    shallow, deep = torch.rand(2, 3, *shallow_size), torch.rand(2, 5, 3, 4)
+    if shallow_size == (8, 12):
+        deep = torch.rand(2, 5, 4, 6)
+    up = upsample_nearest(deep, shallow_size)
+    sums = block_sums(shallow, deep.shape[-2:])
+    assert sums.shape[-2:] == deep.shape[-2:]
+    torch.testing.assert_close(
+        sums.flatten(2) @ deep.flatten(2).transpose(1, 2),
+        shallow.flatten(2) @ up.flatten(2).transpose(1, 2),
+    )
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+@pytest.mark.parametrize("blur_steps", [0, 1])
+def test_cross_layer_correlation_matches_its_definition(upsample, blur_steps):
+    # G = F^l [blur^n(up(F^k))]ᵀ / M_l (§3.4, §3.6), whichever route computes it.
+    shallow, deep = torch.rand(2, 3, 9, 13), torch.rand(2, 5, 4, 6)
+    up = upsample_nearest(deep, (9, 13)) if upsample == "nearest" else bilinear(deep, (9, 13))
+    for _ in range(blur_steps):
+        up = binomial_blur(up)
+    expected = shallow.flatten(2) @ up.flatten(2).transpose(1, 2) / (9 * 13)
+    result = cross_layer_correlation(shallow, deep, upsample, blur_steps)
+    assert result.shape == (2, 3, 5)
+    torch.testing.assert_close(result, expected)
+    same_size = torch.rand(2, 5, 9, 13)
+    expected = shallow.flatten(2) @ same_size.flatten(2).transpose(1, 2) / (9 * 13)
+    torch.testing.assert_close(cross_layer_correlation(shallow, same_size), expected)
+
+
+def test_binomial_blur_keeps_constants_and_smooths():
+    constant = torch.full((1, 2, 6, 7), -0.7)
+    torch.testing.assert_close(binomial_blur(constant), constant)
+    noise = torch.rand(1, 2, 16, 16)
+    assert binomial_blur(noise).shape == noise.shape
+    assert binomial_blur(noise).var() < 0.5 * noise.var()
 
 
 def test_identical_inputs_give_zero_content_and_style_loss():

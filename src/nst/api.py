@@ -49,11 +49,13 @@ def method_config(cfg: DictConfig) -> DictConfig:
 
 def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Tensor:
     """Stylise one content image as a composed `stylize` config says; returns 1×3×H×W."""
-    from nst.methods.basic import optimize_image
+    from nst.methods.basic import build_loss, optimize_image
+    from nst.methods.improved import build_improved_loss
 
     if cfg.method.name in ("basic", "improved"):
         if not styles:
             raise UserError(f"method={cfg.method.name} needs a style image: add style=PATH.")
+        build = build_improved_loss if cfg.method.name == "improved" else build_loss
         return optimize_image(
             content,
             styles,
@@ -62,6 +64,7 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
             style_weights=cfg.style_weights,
             device=cfg.device,
             seed=cfg.seed,
+            build=build,
             **kwargs,
         )
     raise UserError(f"Unknown method '{cfg.method.name}'.")

@@ -1,4 +1,5 @@
-"""Perceptual losses on the VGG loss network: content, Gram style, total variation.
+"""Perceptual losses on the VGG loss network: content, Gram style, total variation, and Novak &
+Nikulin's improved style representations (geometric weights, shifted Grams, correlation chain).
 
 Conventions (Gatys et al. 2016, "Image Style Transfer Using CNNs"): F^l is N_l × M_l, N_l filters
 by M_l = H·W positions. Content and style terms are relative squared errors (divided by the
@@ -6,8 +7,10 @@ target's energy), so their weights do not depend on image size or on the VGG wei
 """
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.errors import UserError
@@ -36,7 +39,7 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
     it makes loss weights independent of image size and of the loss network's activation scale
     (Caffe weights see 0-255 pixels, torchvision weights standardised ones).
     """
-    return (features - target).pow(2).mean() / (target.pow(2).mean() + EPSILON)
+    return relative_squared_error(features, target)
 
 
 def style_loss(gram: Tensor, target: Tensor) -> Tensor:
@@ -45,7 +48,13 @@ def style_loss(gram: Tensor, target: Tensor) -> Tensor:
     The same per-layer constant as `content_loss` replaces 1/(4 N² M²): E_l up to a layer weight.
     `target` broadcasts over the batch (one style for all) or matches it (one style each).
     """
-    return (gram - target).pow(2).mean() / (target.pow(2).mean() + EPSILON)
+    return relative_squared_error(gram, target)
+
+
+def relative_squared_error(value: Tensor, target: Tensor) -> Tensor:
+    """Σ (X − T)² / Σ T² (T broadcast to X's shape): one fused pass for each of the two sums."""
+    energy = torch.linalg.vector_norm(target).square() / target.numel()
+    return F.mse_loss(value, target.expand_as(value)) / (energy + EPSILON)
 
 
 def total_variation(image: Tensor) -> Tensor:
@@ -172,3 +181,188 @@ class PerceptualLoss(nn.Module):
     def style_layer_weight(self, key: str) -> float:
         """Weight of one style representation entry (here: the style layer's weight)."""
         return self.style_layers[key]
+
+
+# Novak & Nikulin 2016, "Improving the Neural Algorithm of Artistic Style" (arXiv 1605.04603).
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
+BINOMIAL_3 = (0.25, 0.5, 0.25)
+
+
+def geometric_layer_weights(layers: Sequence[str], rising: bool) -> dict[str, float]:
+    """Novak & Nikulin §3.1: style w_l = 2^{D−d(l)} (`rising=False`), content w_l = 2^{d(l)}.
+
+    `layers` come in network order; d(l) = 1…D is a layer's position among them and D their
+    number. The weights are divided by their sum (a constant factor), so `style_weight` and
+    `content_weight` mean what they do in the basic method, whose w_l = 1/5 also sum to one.
+    """
+    count = len(layers)
+    powers = [index if rising else count - index for index in range(1, count + 1)]
+    total = sum(2.0**power for power in powers)
+    return {layer: 2.0**power / total for layer, power in zip(layers, powers, strict=True)}
+
+
+def binomial_blur(features: Tensor) -> Tensor:
+    """Blur every channel once with the 3×3 binomial kernel [1 2 1]ᵀ[1 2 1] / 16.
+
+    The blur of Novak & Nikulin §3.6; the paper's kernel is UNCONFIRMED. Reflect padding keeps
+    the size, and the kernel sums to one, so constants (the activation shift) pass unchanged.
+    """
+    channels = features.shape[1]
+    taps = torch.tensor(BINOMIAL_3, dtype=features.dtype, device=features.device)
+    kernel = (taps[:, None] * taps[None, :]).expand(channels, 1, 3, 3)
+    padded = F.pad(features, (1, 1, 1, 1), mode="reflect")
+    return F.conv2d(padded, kernel, groups=channels)
+
+
+def pooling_factor(large: int, small: int) -> int:
+    """By how much VGG's 2×2 poolings (floor rounding) shrank a side of `large` to `small` px."""
+    return 1 << ((large // small).bit_length() - 1)
+
+
+def upsample_nearest(deep: Tensor, size: tuple[int, int]) -> Tensor:
+    """The deeper map at the shallower map's `size`, aligned with the pooling between them.
+
+    Each deep position is repeated over the block of positions it was pooled from; a last row
+    or column that floor-rounding pooling dropped (odd sizes) repeats its neighbour. (Interpolation
+    to an odd size would shift positions by up to one against the pooling windows.)
+    """
+    factors = pooling_factor(size[0], deep.shape[-2]), pooling_factor(size[1], deep.shape[-1])
+    repeated = deep.repeat_interleave(factors[0], -2).repeat_interleave(factors[1], -1)
+    padding = (0, size[1] - repeated.shape[-1], 0, size[0] - repeated.shape[-2])
+    return F.pad(repeated, padding, mode="replicate") if any(padding) else repeated
+
+
+def block_sums(shallow: Tensor, size: tuple[int, int]) -> Tensor:
+    """The adjoint of `upsample_nearest`: per deep position, the sum of the shallow positions it
+    is repeated over, so that F^l upsample_nearest(F^k)ᵀ = block_sums(F^l) F^kᵀ."""
+    factors = pooling_factor(shallow.shape[-2], size[0]), pooling_factor(shallow.shape[-1], size[1])
+    sums = F.avg_pool2d(shallow, factors, ceil_mode=True, divisor_override=1)
+    return fold_excess(fold_excess(sums, size[0], -2), size[1], -1)
+
+
+def fold_excess(sums: Tensor, length: int, dim: int) -> Tensor:
+    """Add the entries past `length` along `dim` (a partial pooling window) into the last one."""
+    if sums.shape[dim] == length:
+        return sums
+    excess = sums.narrow(dim, length - 1, sums.shape[dim] - length + 1).sum(dim, keepdim=True)
+    return torch.cat([sums.narrow(dim, 0, length - 1), excess], dim)
+
+
+def cross_layer_correlation(
+    shallow: Tensor, deep: Tensor, upsample: str = "nearest", blur_steps: int = 0
+) -> Tensor:
+    """Novak & Nikulin §3.4: G^{lk} = F^l [up(F^k)]ᵀ / M_l, a K_l × K_k matrix per batch element.
+
+    `shallow` is F^l (B×K_l×X_l×Y_l), `deep` is F^k with X_k ≤ X_l, both already shifted by s
+    (§3.3; the loss shifts each map once for both of its links). The deeper map is upsampled to
+    the shallower map's size (×2 across a pooling boundary; `upsample` UNCONFIRMED: `nearest`,
+    aligned with the pooling, or `bilinear`) and blurred `blur_steps` times (§3.6). The
+    normaliser is 1/M_l like `gram_matrix`'s; the paper's per-link constant (UNCONFIRMED)
+    cancels in the relative `style_loss`. Nearest without blur takes the cheaper, equal route
+    through `block_sums`: a quarter of the work per pooling, and no upsampled map.
+    """
+    height, width = shallow.shape[-2:]
+    resize = deep.shape[-2:] != shallow.shape[-2:]
+    if resize and upsample == "nearest" and not blur_steps:
+        shallow = block_sums(shallow, deep.shape[-2:])
+    elif resize:
+        upsampled = upsample_nearest if upsample == "nearest" else bilinear
+        deep = upsampled(deep, (height, width))
+    for _ in range(blur_steps):
+        deep = binomial_blur(deep)
+    return torch.bmm(shallow.flatten(2), deep.flatten(2).transpose(1, 2)) / (height * width)
+
+
+def bilinear(deep: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear upsampling to `size` (half-pixel centres, as `F.interpolate` does)."""
+    return F.interpolate(deep, size=size, mode="bilinear")
+
+
+def chain_link_weights(style_layers: Mapping[str, float]) -> dict[tuple[str, str], float]:
+    """Weights of the correlation chain's links (l−1, l): link l takes layer l's weight.
+
+    Novak & Nikulin §3.5 weigh G^{l,l−1} (l = 2…D) with 2^{D−d(l)}, the weight of its deeper
+    layer l. The link weights are rescaled to the layer weights' sum, so `style_weight` keeps its
+    meaning. `style_layers` come in network order.
+    """
+    layers = list(style_layers)
+    links = list(pairwise(layers))
+    deeper_total = sum(style_layers[deep] for _, deep in links)
+    scale = sum(style_layers.values()) / deeper_total if deeper_total > 0 else 0.0
+    return {(shallow, deep): style_layers[deep] * scale for shallow, deep in links}
+
+
+class ImprovedPerceptualLoss(PerceptualLoss):
+    """`PerceptualLoss` with Novak & Nikulin's style representations.
+
+    - `shift` s: Gram matrices of shifted activations, G = (F + s)(F + s)ᵀ (§3.3; paper: s = −1).
+    - `correlation_chain`: the per-layer Grams are replaced by the cross-layer correlations of
+      neighbouring style layers {G^{l,l−1}} (§3.5), each shifted by s on both factors, weighted
+      by `chain_link_weights`; `blur` blurs the upsampled deeper map once per conv layer
+      between the two (§3.6, blur^{l−k}).
+
+    Layer choice and geometric weights (§3.1, §3.2) come in through `content_layers` and
+    `style_layers`. With `shift=0` and no chain this is exactly `PerceptualLoss`.
+    """
+
+    def __init__(
+        self,
+        loss_network: LossNetwork,
+        content_layers: Mapping[str, float],
+        style_layers: Mapping[str, float],
+        shift: float = 0.0,
+        correlation_chain: bool = False,
+        upsample: str = "nearest",
+        blur: bool = False,
+        **weights: float,
+    ):
+        order = loss_network.layer_names.index
+        loss_network.check_layers(style_layers)
+        style_layers = {layer: style_layers[layer] for layer in sorted(style_layers, key=order)}
+        super().__init__(loss_network, content_layers, style_layers, **weights)
+        if upsample not in UPSAMPLE_MODES:
+            raise UserError(f"Unknown upsampling '{upsample}'; use nearest or bilinear.")
+        if correlation_chain and len(style_layers) < 2:
+            raise UserError("The correlation chain needs at least two style layers.")
+        self.shift = float(shift)
+        self.upsample = upsample
+        self.links = chain_link_weights(style_layers) if correlation_chain else {}
+        depth = {layer: conv_depth(loss_network, layer) for layer in style_layers}
+        self.blur_steps = {
+            (shallow, deep): depth[deep] - depth[shallow] if blur else 0
+            for shallow, deep in self.links
+        }
+
+    def style_representation(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Shifted Gram matrices per style layer, or the chain's correlations per link."""
+        if not self.links:
+            return {layer: gram_matrix(features[layer], self.shift) for layer in self.style_layers}
+        shifted = {
+            layer: features[layer] + self.shift if self.shift else features[layer]
+            for layer in self.style_layers
+        }
+        return {
+            link_key(shallow, deep): cross_layer_correlation(
+                shifted[shallow], shifted[deep], self.upsample, self.blur_steps[shallow, deep]
+            )
+            for shallow, deep in self.links
+        }
+
+    def style_layer_weight(self, key: str) -> float:
+        """Weight of a style layer, or of a chain link keyed `shallow-deep`."""
+        if not self.links:
+            return self.style_layers[key]
+        shallow, deep = key.split("-")
+        return self.links[shallow, deep]
+
+
+def link_key(shallow: str, deep: str) -> str:
+    """Name of a correlation-chain link, e.g. `relu1_2-relu2_1` (a valid buffer name)."""
+    return f"{shallow}-{deep}"
+
+
+def conv_depth(loss_network: LossNetwork, layer: str) -> int:
+    """How many conv layers of `loss_network` come up to and including `layer` (conv1_1 → 1)."""
+    names = loss_network.layer_names
+    return sum(name.startswith("conv") for name in names[: names.index(layer) + 1])

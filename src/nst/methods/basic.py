@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import TQDMProgressBar
 from torch import Tensor, nn
@@ -23,6 +24,12 @@ from nst.image import (
 )
 from nst.losses import PerceptualLoss, layer_weights
 from nst.methods.common import accelerator, quiet_lightning, torch_device
+from nst.methods.scales import (
+    PeakMemoryReport,
+    check_image_shape,
+    out_of_memory_as_user_error,
+    scale_sizes,
+)
 from nst.vgg import LossNetwork
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -61,20 +68,37 @@ class BasicStyle(pl.LightningModule):
 class StylizeProgressBar(TQDMProgressBar):
     """Lightning's progress bar, labelled for image optimisation instead of epochs."""
 
+    def __init__(self, label: str = "Stylizing"):
+        super().__init__()
+        self.label = label
+
     def on_train_epoch_start(self, trainer, *args) -> None:
         super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.set_description("Stylizing")
+        self.train_progress_bar.set_description(self.label)
 
 
 class SaveEvery(pl.Callback):
-    """Write the current image every `every` steps to `path_for(step)`."""
+    """Write the image every `every` steps to `path_for(step)`, steps counted over all scales.
 
-    def __init__(self, every: int, path_for: Callable[[int], Path], finish: Callable):
+    `first_step` is the number of steps the earlier scales took; the last step of all
+    (`last_step`) is left to the final output.
+    """
+
+    def __init__(
+        self,
+        every: int,
+        path_for: Callable[[int], Path],
+        finish: Callable,
+        first_step: int = 0,
+        last_step: int | None = None,
+    ):
         self.every, self.path_for, self.finish = every, path_for, finish
+        self.first_step, self.last_step = first_step, last_step
 
     def on_train_batch_end(self, trainer, module, *args) -> None:
-        step = trainer.global_step
-        if step % self.every == 0 and step < trainer.max_steps:
+        step = self.first_step + trainer.global_step
+        last_step = trainer.max_steps if self.last_step is None else self.last_step
+        if step % self.every == 0 and step < last_step:
             save_image(self.finish(module.image.detach()), self.path_for(step))
 
 
@@ -137,6 +161,14 @@ def initial_image(init: str, content: Tensor, styles: list[Tensor], seed: int) -
     ).clamp(0, 1)
 
 
+def starting_image(method: DictConfig, content: Tensor, styles: list[Tensor], seed: int) -> Tensor:
+    """`initial_image` for the working images of colour preservation (gray for `luminance`)."""
+    init = initial_image(method.init, content, styles, seed)
+    if method.preserve_color == "luminance" and method.init not in ("content", "noise"):
+        init, _ = prepare_color_preservation(init, [], "luminance")
+    return init
+
+
 def optimize_image(
     content: Tensor,
     styles: list[Tensor],
@@ -153,7 +185,8 @@ def optimize_image(
     """Stylise `content` with `styles` by optimising the image; returns 1×3×H×W in [0, 1].
 
     `content` and `styles` come at any size: content is resized to `method.size` (long side),
-    styles to `method.size × method.style_scale`.
+    styles to `method.size × method.style_scale`. With `method.scales` the image is optimised
+    for `method.iterations` steps at each scale's size in turn, upsampled from one to the next.
     """
     check_config(method)
     check_style_weights(styles, style_weights)
@@ -161,30 +194,71 @@ def optimize_image(
     target_device = torch_device(device)
     if method.size is not None:
         content = resize_long_side(content, method.size)
-    style_size = round(max(content.shape[-2:]) * method.style_scale)
-    styles = [resize_long_side(style, style_size) for style in styles]
-    mode = method.preserve_color
-    work_content, work_styles = prepare_color_preservation(content, styles, mode)
-    init = initial_image(method.init, work_content, work_styles, seed)
-    if mode == "luminance" and method.init not in ("content", "noise"):
-        init, _ = prepare_color_preservation(init, [], mode)
-
+    sizes = scale_sizes(method.get("scales"), max(content.shape[-2:]))
     loss_network = LossNetwork(loss_net.arch, loss_net.weights, method.pooling)
     loss = build(method, loss_network).to(target_device)
-    loss.set_content(work_content.to(target_device))
-    loss.set_style([style.to(target_device) for style in work_styles], style_weights)
-    module = BasicStyle(loss, init.to(target_device), method.optimizer, method.lr)
+    mode = method.preserve_color
+    image = None
+    for index, size in enumerate(sizes):
+        scale_content, work_content, work_styles = scale_images(content, styles, size, method)
+        if image is None:
+            init = starting_image(method, work_content, work_styles, seed)
+        else:
+            init = F.interpolate(image, size=work_content.shape[-2:], mode="bicubic").clamp(0, 1)
 
-    def finish(image: Tensor) -> Tensor:
-        return finish_color_preservation(image.clamp(0, 1).cpu(), content, mode)
+        def finish(image: Tensor, scale_content: Tensor = scale_content) -> Tensor:
+            return finish_color_preservation(image.clamp(0, 1).cpu(), scale_content, mode)
 
-    callbacks = [*callbacks, StylizeProgressBar()] if progress else list(callbacks)
-    if method.save_every and snapshot_path is not None:
-        callbacks.append(SaveEvery(method.save_every, snapshot_path, finish))
+        scale_callbacks = [*callbacks, *progress_callbacks(progress, index, sizes, target_device)]
+        if method.save_every and snapshot_path is not None:
+            first, last = index * method.iterations, len(sizes) * method.iterations
+            scale_callbacks.append(SaveEvery(method.save_every, snapshot_path, finish, first, last))
+        height, width = work_content.shape[-2:]
+        with out_of_memory_as_user_error(height, width, target_device):
+            loss.set_content(work_content.to(target_device))
+            loss.set_style([style.to(target_device) for style in work_styles], style_weights)
+            module = BasicStyle(loss, init.to(target_device), method.optimizer, method.lr)
+            fit(module, method.iterations, device, progress, scale_callbacks)
+        image = module.image.detach()
+    return finish_color_preservation(image.clamp(0, 1).cpu(), content, mode)
+
+
+def scale_images(
+    content: Tensor, styles: list[Tensor], size: int, method: DictConfig
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """Content at long side `size`, and the content and styles to optimise with at that scale.
+
+    Styles are resized to `size × method.style_scale`; colour preservation prepares both.
+    """
+    scale_content = resize_long_side(content, size)
+    check_image_shape(*scale_content.shape[-2:])
+    style_size = round(size * method.style_scale)
+    scale_styles = [resize_long_side(style, style_size) for style in styles]
+    work_content, work_styles = prepare_color_preservation(
+        scale_content, scale_styles, method.preserve_color
+    )
+    return scale_content, work_content, work_styles
+
+
+def progress_callbacks(
+    progress: bool, index: int, sizes: list[int], device: torch.device
+) -> list[pl.Callback]:
+    """The progress bar of scale `index` (and its peak GPU memory line on CUDA), if `progress`."""
+    if not progress:
+        return []
+    label = "Stylizing" if len(sizes) == 1 else f"Stylizing {index + 1}/{len(sizes)}"
+    report = [PeakMemoryReport()] if device.type == "cuda" else []
+    return [StylizeProgressBar(label), *report]
+
+
+def fit(
+    module: BasicStyle, steps: int, device: str, progress: bool, callbacks: list[pl.Callback]
+) -> None:
+    """Run `steps` optimiser steps on `module` with a Lightning Trainer (no logs or checkpoints)."""
     trainer = pl.Trainer(
         accelerator=accelerator(device),
         devices=1,
-        max_steps=method.iterations,
+        max_steps=steps,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -192,5 +266,4 @@ def optimize_image(
         callbacks=callbacks,
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, train_dataloaders=[0] * method.iterations)
-    return finish(module.image.detach())
+    trainer.fit(module, train_dataloaders=[0] * steps)
