@@ -46,7 +46,7 @@ class ConvLayer(nn.Sequential):
 
 
 class UpsampleConv(nn.Sequential):
-    """×2 upsampling: nearest-neighbour then a 3×3 conv, or the paper's stride-½ (transposed) conv."""
+    """×2 upsampling: nearest neighbour then a 3×3 conv, or the paper's stride-½ conv."""
 
     def __init__(self, in_channels: int, out_channels: int, norm: str, upsample: str):
         if upsample == "nearest":
