@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nst.errors import UserError, exit_on_user_error
 from nst.methods.common import quiet_lightning
@@ -40,6 +40,17 @@ def style_path_overrides(arguments: list[str]) -> list[str]:
     return result
 
 
+def missing_keys(config: DictConfig, prefix: str = "") -> list[str]:
+    """Dotted names of the `???` values in `config`, found without resolving interpolations."""
+    found = []
+    for key in config:
+        if OmegaConf.is_missing(config, key):
+            found.append(f"{prefix}{key}")
+        elif not OmegaConf.is_interpolation(config, key) and OmegaConf.is_dict(config[key]):
+            found += missing_keys(config[key], f"{prefix}{key}.")
+    return found
+
+
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
@@ -48,6 +59,9 @@ def main(cfg: DictConfig) -> None:
             f"method={cfg.method.name} optimises a single image and trains nothing; run "
             f"python stylize.py method={cfg.method.name} input=PHOTO style=PAINTING instead."
         )
+    missing = missing_keys(cfg)
+    if missing:
+        raise UserError(f"{missing[0]} needs a value: add {missing[0]}=… to the command.")
     quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
