@@ -40,9 +40,10 @@ def stem(path: str) -> str:
 
 def unique_path(path: Path, overwrite: bool = False) -> Path:
     """`path`, or `path` numbered _2, _3, … when it exists (unless `overwrite`)."""
+    stem, suffix = (path.stem, path.suffix) if path.suffix in IMAGE_FORMATS else (path.name, "")
     candidate, number = path, 2
     while candidate.exists() and not overwrite:
-        candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
+        candidate = path.with_name(f"{stem}_{number}{suffix}")
         number += 1
     return candidate
 
@@ -137,6 +138,10 @@ def stylize_with_checkpoint(cfg: DictConfig) -> None:
     from nst.inference import load_network, style_name, stylize_image
 
     network, hparams = load_network(cfg.ckpt)
+    if cfg.style is not None:
+        raise UserError(
+            f"{cfg.ckpt} stylises in its own style ({style_name(hparams)}); drop style=."
+        )
     if cfg.export is not None:
         return export_checkpoint(cfg, network)
     if OmegaConf.is_missing(cfg, "input"):

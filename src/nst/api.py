@@ -54,9 +54,13 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
     from nst.methods.basic import optimize_image
 
     if cfg.ckpt is not None:
-        from nst.inference import load_network, stylize_image
+        from nst.inference import load_network, style_name, stylize_image
 
-        network, _ = load_network(cfg.ckpt)
+        network, hparams = load_network(cfg.ckpt)
+        if styles:
+            raise UserError(
+                f"{cfg.ckpt} stylises in its own style ({style_name(hparams)}); drop style=."
+            )
         return stylize_image(network, content, cfg.size, cfg.device, cfg.precision)
     if cfg.method.name in ("basic", "improved"):
         if not styles:
