@@ -124,6 +124,7 @@ def checkpoint_errors(checkpoint, tmp_path):
         ([f"ckpt={checkpoint}", f"input={photo}", "precision=int8"], "Unknown precision"),
         ([f"ckpt={checkpoint}", f"input={tmp_path}", f"output={tmp_path}"], "is the input folder"),
         ([f"ckpt={checkpoint}", f"input={photo}", f"output={photo}"], "is also an input"),
+        ([f"ckpt={checkpoint}", f"input={photo}", f"style={photo}"], "in its own style (wave)"),
     ]
 
 
@@ -146,6 +147,8 @@ def test_every_bad_checkpoint_use_exits_2_and_writes_nothing(checkpoint, tmp_pat
         (["method=basic"], "optimises a single image"),
         (["method=fast"], "trains one network per style"),
         (["method=fast", "style=wave", "data=imagefolder", "data.path=/nowhere"], "Cannot load"),
+        (["method=fast", "style=wave", "data=imagefolder"], "data.path needs a value"),
+        (["method=fast", "style=file"], "style.name needs a value"),
     ],
 )
 def test_train_bad_input_exits_2(overrides, message, capsys, tmp_path):
