@@ -4,13 +4,14 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import ASSETS, load_script
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from nst.api import compose_config
 from nst.data import ContentDataModule
-from nst.errors import UserError
+from nst.errors import UserError, user_error_cause
 from nst.inference import load_network, read_checkpoint
 from nst.methods.fast import FastStyle
 
@@ -18,16 +19,21 @@ STYLE_DIR = ASSETS / "images" / "style"
 train_script = load_script("train")
 
 
-def fast_config(*overrides):
+def fast_config(*overrides, style: str | None = "wave"):
+    styles = [f"style={style}", "style.size=64"] if style else []
     return compose_config(
         "train",
-        ["method=fast", "style=wave", "loss_net.weights=random", f"style_dir={STYLE_DIR}",
-         "style.size=64", "method.network.channels=8", *overrides],
+        ["method=fast", *styles, "loss_net.weights=random", f"style_dir={STYLE_DIR}",
+         "method.network.channels=8", *overrides],
     )  # fmt: skip
 
 
-def build_module(*overrides) -> FastStyle:
-    return instantiate(fast_config(*overrides).method, _convert_="all")
+def build_module(*overrides, style: str | None = "wave") -> FastStyle:
+    """FastStyle as train.py builds it; a UserError comes out unwrapped, as the CLI prints it."""
+    try:
+        return instantiate(fast_config(*overrides, style=style).method, _convert_="all")
+    except InstantiationException as error:
+        raise user_error_cause(error) or error from None
 
 
 def test_config_has_the_papers_layers_and_vgg16():
@@ -132,9 +138,11 @@ def test_wrong_corrupt_and_missing_checkpoints_are_user_errors(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("style=null", "trains one network per style"),
         ("method.style_layers=[relu9_1]", "relu9_1"),
         ("method.lr=0", "lr must be positive"),
+        ("method.style_weight=-1", "style_weight must be positive"),
+        ("method.tv_weight=-1", "tv_weight must be zero or positive"),
+        ("style.blend=[0.5,0.5]", "1 style images but 2 style_weights"),
         ("method.network.norm=layer", "Unknown network norm"),
         ("style.image=/nowhere/painting.jpg", "Image not found"),
     ],
@@ -142,3 +150,8 @@ def test_wrong_corrupt_and_missing_checkpoints_are_user_errors(tmp_path):
 def test_bad_method_settings_are_user_errors(override, message):
     with pytest.raises(UserError, match=message):
         build_module(override)
+
+
+def test_training_without_a_style_is_a_user_error():
+    with pytest.raises(UserError, match="trains one network per style"):
+        build_module(style=None)

@@ -189,6 +189,7 @@ class ContentDataModule(pl.LightningDataModule):
         ])  # fmt: skip
 
     def loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+        """A DataLoader with this module's workers (kept alive between epochs) and pinned memory."""
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from nst.errors import UserError
 from nst.image import load_image, save_image
-from nst.methods.basic import build_loss
+from nst.methods.basic import build_loss, check_style_weights
 from nst.networks import TransformNet
 from nst.vgg import LossNetwork
 
@@ -59,8 +59,13 @@ class FastStyle(pl.LightningModule):
                 "method=fast trains one network per style: add style=NAME (one of conf/style/, "
                 "e.g. style=wave) or style=PATH to any image."
             )
-        if lr <= 0:
-            raise UserError(f"method.lr must be positive, got {lr}.")
+        for knob, value in (("content_weight", content_weight), ("style_weight", style_weight),
+                            ("lr", lr)):  # fmt: skip
+            if value <= 0:
+                raise UserError(f"method.{knob} must be positive, got {value}.")
+        if tv_weight < 0:
+            raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
+        check_style_weights(style_paths(style), style.get("blend"))
         self.save_hyperparameters()
         self.transform = TransformNet(**network)
         loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
@@ -81,6 +86,7 @@ class FastStyle(pl.LightningModule):
         return self.transform(content.contiguous(memory_format=self.memory_format))
 
     def step(self, content: Tensor, prefix: str) -> tuple[Tensor, dict[str, Tensor]]:
+        """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
         output = self(content)
         terms = self.loss(output, content=content.contiguous(memory_format=self.memory_format))
         self.log_dict({f"{prefix}/{name}": value for name, value in terms.items()})
