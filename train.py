@@ -2,7 +2,8 @@
 
     python train.py method=fast style=wave [data=coco|imagefolder|synthetic] [data.path=DIR]
         [trainer=default|gpu] [trainer.max_steps=N] [logger=csv|none] [hydra.run.dir=DIR]
-    python train.py method=fast style=path/to/painting.jpg
+    python train.py method=fast style=path/to/painting.jpg      (any image)
+    python train.py -m method=fast style=wave,candy              (a sweep)
 
 Every piece is a Hydra config group built with `hydra.utils.instantiate`: `data` (a
 LightningDataModule), `method` (a LightningModule), `trainer`, `logger` and `checkpoint`. The
@@ -20,23 +21,31 @@ from omegaconf import DictConfig, OmegaConf
 from nst.errors import UserError, exit_on_user_error
 from nst.methods.common import quiet_lightning
 
-STYLES = Path(__file__).parent / "conf" / "style"
+STYLES = Path(__file__).parent / "conf" / "styles"
 
 
-def style_path_overrides(arguments: list[str]) -> list[str]:
-    """Turn `style=PATH` (anything but a name in conf/style/) into `style=file style.image=PATH`."""
+def style_overrides(arguments: list[str]) -> list[str]:
+    """Command-line `style=` as Hydra overrides of the config group `styles`, placed at `style`.
+
+    `style=NAME` (conf/styles/NAME.yaml; `NAME,NAME` sweeps) becomes `styles@style=NAME`, and
+    `style=PATH` (any image) becomes `styles@style=file style.image=PATH style.name=STEM`. The
+    group is not called `style` because a group of that name would turn stylize.py's
+    `style=PATH` into a group choice.
+    """
     result = []
     for argument in arguments:
         key, _, value = argument.partition("=")
-        if (
-            key == "style"
-            and value
-            and not (STYLES / f"{value}.yaml").is_file()
-            and "," not in value
-        ):
-            result += ["style=file", f"style.image={value}", f"style.name={Path(value).stem}"]
-        else:
+        names = value.split(",")
+        if key != "style" or not value:
             result.append(argument)
+        elif all((STYLES / f"{name}.yaml").is_file() for name in names):
+            result.append(f"styles@style={value}")
+        else:
+            result += [
+                "styles@style=file",
+                f"style.image={value}",
+                f"style.name={Path(value).stem}",
+            ]
     return result
 
 
@@ -74,5 +83,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], *style_path_overrides(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *style_overrides(sys.argv[1:])]
     main()

@@ -21,11 +21,9 @@ train_script = load_script("train")
 
 def fast_config(*overrides, style: str | None = "wave"):
     styles = [f"style={style}", "style.size=64"] if style else []
-    return compose_config(
-        "train",
-        ["method=fast", *styles, "loss_net.weights=random", f"style_dir={STYLE_DIR}",
-         "method.network.channels=8", *overrides],
-    )  # fmt: skip
+    arguments = ["method=fast", *styles, "loss_net.weights=random", f"style_dir={STYLE_DIR}",
+                 "method.network.channels=8", *overrides]  # fmt: skip
+    return compose_config("train", train_script.style_overrides(arguments))
 
 
 def build_module(*overrides, style: str | None = "wave") -> FastStyle:
@@ -37,7 +35,7 @@ def build_module(*overrides, style: str | None = "wave") -> FastStyle:
 
 
 def test_config_has_the_papers_layers_and_vgg16():
-    cfg = compose_config("train", ["method=fast", "style=wave"])
+    cfg = compose_config("train", ["method=fast", "styles@style=wave"])
     assert cfg.loss_net.arch == "vgg16"
     assert list(cfg.method.content_layers) == ["relu2_2"]
     assert list(cfg.method.style_layers) == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
@@ -46,22 +44,29 @@ def test_config_has_the_papers_layers_and_vgg16():
 
 
 def test_every_named_style_names_an_existing_image():
-    names = sorted(path.stem for path in (train_script.STYLES).glob("*.yaml"))
+    names = sorted(path.stem for path in train_script.STYLES.glob("*.yaml"))
     assert {"wave", "candy", "mosaic", "udnie", "rain_princess", "la_muse", "the_scream",
             "starry_night"} <= set(names)  # fmt: skip
     for name in names:
         if name != "file":
-            style = fast_config(f"style={name}").style
+            style = fast_config(style=name).style
             assert style.name == name and (STYLE_DIR / style.image.split("/")[-1]).is_file()
 
 
-def test_style_path_becomes_the_file_style(tmp_path):
-    arguments = train_script.style_path_overrides(["style=wave", f"style={tmp_path}/my art.jpg"])
-    assert arguments == ["style=wave", "style=file", f"style.image={tmp_path}/my art.jpg",
-                         "style.name=my art"]  # fmt: skip
-    assert train_script.style_path_overrides(["style=wave,candy"]) == ["style=wave,candy"]
-    style = compose_config("train", ["method=fast", *arguments[1:]]).style
-    assert style.image.endswith("my art.jpg") and style.size == 256
+def test_style_names_and_paths_become_group_overrides(tmp_path):
+    image = f"{tmp_path}/my art.jpg"
+    assert train_script.style_overrides(["style=wave", f"style={image}", "seed=1"]) == [
+        "styles@style=wave", "styles@style=file", f"style.image={image}", "style.name=my art",
+        "seed=1",
+    ]  # fmt: skip
+    assert train_script.style_overrides(["style=wave,candy"]) == ["styles@style=wave,candy"]
+    style = fast_config(style=image).style
+    assert style.image == image and style.size == 64 and style.name == "my art"
+
+
+def test_stylize_keeps_style_as_a_plain_path():
+    """The named styles must not turn stylize.py's style=PATH into a config group choice."""
+    assert compose_config("stylize", ["style=wave.jpg"]).style == "wave.jpg"
 
 
 def test_a_few_steps_lower_the_loss_on_synthetic_data():

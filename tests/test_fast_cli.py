@@ -154,7 +154,8 @@ def test_every_bad_checkpoint_use_exits_2_and_writes_nothing(checkpoint, tmp_pat
 def test_train_bad_input_exits_2(overrides, message, capsys, tmp_path):
     # In-process there is no Hydra run folder: name the folders the run would use.
     folders = [f"trainer.default_root_dir={tmp_path}", f"checkpoint.dirpath={tmp_path}/ckpt"]
-    cfg = compose_config("train", [*overrides, "loss_net.weights=random", "logger=none", *folders])
+    arguments = [*overrides, "loss_net.weights=random", "logger=none", *folders]
+    cfg = compose_config("train", train_script.style_overrides(arguments))
     with pytest.raises(SystemExit) as exit_info:
         train_script.main(cfg)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -56,7 +56,7 @@ class FastStyle(pl.LightningModule):
         super().__init__()
         if not style:
             raise UserError(
-                "method=fast trains one network per style: add style=NAME (one of conf/style/, "
+                "method=fast trains one network per style: add style=NAME (one of conf/styles/, "
                 "e.g. style=wave) or style=PATH to any image."
             )
         for knob, value in (("content_weight", content_weight), ("style_weight", style_weight),
