@@ -1,4 +1,5 @@
-"""Python API: `nst.stylize(content, style, method="basic", **options)` returns a PIL image.
+"""Python API: `nst.stylize(content, style, method="basic", **options)` returns a PIL image;
+`nst.stylize(content, ckpt=PATH)` stylises with a network trained by train.py.
 
 Options are the same names as on the command line (`conf/stylize.yaml` and `conf/method/*`),
 composed by Hydra, so the defaults have one home: the YAML files.
@@ -42,7 +43,8 @@ def as_tensor(image: ImageLike) -> Tensor:
 def method_config(cfg: DictConfig) -> DictConfig:
     """The method section with the top-level aliases (`size`, `preserve_color`) applied."""
     method = cfg.method.copy()
-    method.size = cfg.size
+    if cfg.size is not None:
+        method.size = cfg.size
     method.preserve_color = cfg.preserve_color
     return method
 
@@ -52,6 +54,15 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
     from nst.methods.basic import build_loss, optimize_image
     from nst.methods.improved import build_improved_loss
 
+    if cfg.ckpt is not None:
+        from nst.inference import load_network, style_name, stylize_image
+
+        network, hparams = load_network(cfg.ckpt)
+        if styles:
+            raise UserError(
+                f"{cfg.ckpt} stylises in its own style ({style_name(hparams)}); drop style=."
+            )
+        return stylize_image(network, content, cfg.size, cfg.device, cfg.precision)
     if cfg.method.name in ("basic", "improved"):
         if not styles:
             raise UserError(f"method={cfg.method.name} needs a style image: add style=PATH.")
@@ -66,6 +77,11 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
             seed=cfg.seed,
             build=build,
             **kwargs,
+        )
+    if cfg.method.name == "fast":
+        raise UserError(
+            "method=fast stylises with a trained network: pass ckpt=PATH (train one with "
+            "python train.py method=fast style=wave)."
         )
     raise UserError(f"Unknown method '{cfg.method.name}'.")
 
@@ -90,14 +106,18 @@ def stylize(
     style: ImageLike | Sequence[ImageLike] | None = None,
     method: str = "basic",
     progress: bool = False,
+    ckpt: str | Path | None = None,
     **options,
 ) -> Image.Image:
     """Stylise `content` with `style` (one image or several) and return a PIL image.
 
     `options` are command-line names: `size`, `preserve_color`, `device`, `style_weights`,
     `seed`, any `method.*` key (`iterations`, `style_weight`, …) and `loss_net={...}`.
+    With `ckpt` (a checkpoint from train.py) the trained network stylises `content` in one
+    forward pass; `size`, `device` and `precision` apply.
     """
     cfg = compose_config("stylize", [f"method={method}"])
+    cfg.ckpt = None if ckpt is None else str(ckpt)
     apply_options(cfg, options)
     if style is None:
         styles = []

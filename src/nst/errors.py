@@ -12,6 +12,13 @@ class UserError(Exception):
     """
 
 
+def user_error_cause(error: BaseException) -> UserError | None:
+    """The `UserError` behind `error`, also when a library wrapped it (Hydra's `instantiate`)."""
+    while error is not None and not isinstance(error, UserError):
+        error = error.__cause__
+    return error
+
+
 def exit_on_user_error(main: Callable) -> Callable:
     """Wrap a command-line entry point: a `UserError` becomes one line on stderr and exit code 2,
     Ctrl-C one line and exit code 130."""
@@ -20,8 +27,11 @@ def exit_on_user_error(main: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
+        except Exception as error:
+            cause = user_error_cause(error)
+            if cause is None:
+                raise
+            print(f"error: {cause}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted: nothing was written.", file=sys.stderr)

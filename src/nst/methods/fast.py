@@ -1,0 +1,115 @@
+"""The fast method (Johnson et al. 2016): train an image transform network for one style.
+
+§3 of the paper: a transform network f_W maps a content photo y_c to ŷ = f_W(y_c); a frozen VGG
+loss network scores ŷ against the photo itself (feature reconstruction loss, relu2_2) and against
+the style image (Gram matrices at relu1_2, relu2_2, relu3_3, relu4_3), plus total variation, and
+Adam trains W on batches of photos. Stylising is then one forward pass (`nst.inference`).
+"""
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torchvision
+from torch import Tensor
+
+from nst.errors import UserError
+from nst.image import load_image, save_image
+from nst.methods.basic import build_loss, check_style_weights
+from nst.networks import TransformNet
+from nst.vgg import LossNetwork
+
+
+def style_paths(style: dict) -> list[str]:
+    """The style's image path(s): `style.image` is one path or a list of them."""
+    images = style["image"]
+    return [str(images)] if isinstance(images, str) else [str(path) for path in images]
+
+
+class FastStyle(pl.LightningModule):
+    """Trains a `TransformNet` for one style (Johnson et al. 2016, §3, eq. 3 with λ_TV).
+
+    Loss: λ_c·ℓ_feat(relu2_2) + λ_s·Σ_j ℓ_style(j) + λ_TV·TV, with the relative losses of
+    `nst.losses`. The VGG and the style's Gram targets are non-persistent buffers, so the
+    checkpoint's `state_dict` is the transform network alone; the init arguments (plain Python
+    values) are its `hyper_parameters`, which is all `nst.inference` needs to rebuild it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        network: dict,
+        style: dict | None,
+        loss_net: dict,
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float,
+        content_layers: list[str],
+        content_layer_weights: list[float] | None,
+        style_layers: list[str],
+        style_layer_weights: list[float] | None,
+        pooling: str,
+        lr: float,
+        channels_last: bool = False,
+        compile: bool = False,
+    ):
+        super().__init__()
+        if not style:
+            raise UserError(
+                "method=fast trains one network per style: add style=NAME (one of conf/styles/, "
+                "e.g. style=wave) or style=PATH to any image."
+            )
+        for knob, value in (("content_weight", content_weight), ("style_weight", style_weight),
+                            ("lr", lr)):  # fmt: skip
+            if value <= 0:
+                raise UserError(f"method.{knob} must be positive, got {value}.")
+        if tv_weight < 0:
+            raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
+        check_style_weights(style_paths(style), style.get("blend"))
+        self.save_hyperparameters()
+        self.transform = TransformNet(**network)
+        loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
+        self.loss = build_loss(self.hparams, loss_network)
+        # Plain attributes, not buffers: the style images never enter a checkpoint.
+        self.style_images = [load_image(path, style["size"]) for path in style_paths(style)]
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.to(memory_format=self.memory_format)
+
+    def setup(self, stage: str) -> None:
+        """Encode the style's Gram targets once (before Lightning moves the module to a device)."""
+        self.loss.set_style(self.style_images, self.hparams.style.get("blend"))
+        if self.hparams.compile:
+            self.transform.compile()
+            self.loss.compile()
+
+    def forward(self, content: Tensor) -> Tensor:
+        return self.transform(content.contiguous(memory_format=self.memory_format))
+
+    def step(self, content: Tensor, prefix: str) -> tuple[Tensor, dict[str, Tensor]]:
+        """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
+        output = self(content)
+        terms = self.loss(output, content=content.contiguous(memory_format=self.memory_format))
+        self.log_dict({f"{prefix}/{name}": value for name, value in terms.items()})
+        return output, terms
+
+    def training_step(self, content: Tensor, batch_index: int) -> Tensor:
+        _, terms = self.step(content, "train")
+        self.log("loss", terms["total"], prog_bar=True, logger=False)
+        return terms["total"]
+
+    def validation_step(self, content: Tensor, batch_index: int) -> None:
+        output, _ = self.step(content, "val")
+        if batch_index == 0:
+            self.save_grid(content, output)
+
+    def save_grid(self, content: Tensor, output: Tensor) -> None:
+        """Photos above their stylised versions: `<run dir>/images/step<N>.png` and the logger."""
+        grid = torchvision.utils.make_grid(torch.cat([content, output]).float(), nrow=len(content))
+        folder = Path(self.trainer.default_root_dir) / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_image(grid.unsqueeze(0), folder / f"step{self.global_step:06d}.png")
+        if hasattr(self.logger, "log_image"):
+            self.logger.log_image("val/images", [grid], step=self.global_step)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.transform.parameters(), lr=self.hparams.lr)

@@ -1,0 +1,162 @@
+"""The fast method: training lowers the loss, checkpoints are small, safe and round-trip."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import ASSETS, load_script
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from nst.api import compose_config
+from nst.data import ContentDataModule
+from nst.errors import UserError, user_error_cause
+from nst.inference import load_network, read_checkpoint
+from nst.methods.fast import FastStyle
+
+STYLE_DIR = ASSETS / "images" / "style"
+train_script = load_script("train")
+
+
+def fast_config(*overrides, style: str | None = "wave"):
+    styles = [f"style={style}", "style.size=64"] if style else []
+    arguments = ["method=fast", *styles, "loss_net.weights=random", f"style_dir={STYLE_DIR}",
+                 "method.network.channels=8", *overrides]  # fmt: skip
+    return compose_config("train", train_script.style_overrides(arguments))
+
+
+def build_module(*overrides, style: str | None = "wave") -> FastStyle:
+    """FastStyle as train.py builds it; a UserError comes out unwrapped, as the CLI prints it."""
+    try:
+        return instantiate(fast_config(*overrides, style=style).method, _convert_="all")
+    except InstantiationException as error:
+        raise user_error_cause(error) or error from None
+
+
+def test_config_has_the_papers_layers_and_vgg16():
+    cfg = compose_config("train", ["method=fast", "styles@style=wave"])
+    assert cfg.loss_net.arch == "vgg16"
+    assert list(cfg.method.content_layers) == ["relu2_2"]
+    assert list(cfg.method.style_layers) == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    assert cfg.method.lr == 1e-3 and cfg.data.batch_size == 4 and cfg.trainer.max_steps == 40000
+    assert cfg.data.size == cfg.data.crop == 256
+
+
+def test_every_named_style_names_an_existing_image():
+    names = sorted(path.stem for path in train_script.STYLES.glob("*.yaml"))
+    assert {"wave", "candy", "mosaic", "udnie", "rain_princess", "la_muse", "the_scream",
+            "starry_night"} <= set(names)  # fmt: skip
+    for name in names:
+        if name != "file":
+            style = fast_config(style=name).style
+            assert style.name == name and (STYLE_DIR / style.image.split("/")[-1]).is_file()
+
+
+def test_style_names_and_paths_become_group_overrides(tmp_path):
+    image = f"{tmp_path}/my art.jpg"
+    assert train_script.style_overrides(["style=wave", f"style={image}", "seed=1"]) == [
+        "styles@style=wave", "styles@style=file", f"style.image={image}", "style.name=my art",
+        "seed=1",
+    ]  # fmt: skip
+    assert train_script.style_overrides(["style=wave,candy"]) == ["styles@style=wave,candy"]
+    style = fast_config(style=image).style
+    assert style.image == image and style.size == 64 and style.name == "my art"
+
+
+def test_stylize_keeps_style_as_a_plain_path():
+    """The named styles must not turn stylize.py's style=PATH into a config group choice."""
+    assert compose_config("stylize", ["style=wave.jpg"]).style == "wave.jpg"
+
+
+def test_a_few_steps_lower_the_loss_on_synthetic_data():
+    torch.manual_seed(0)
+    module = build_module()
+    module.setup("fit")
+    data = ContentDataModule(synthetic=4, size=32, crop=32, batch_size=4, workers=0, val_images=0)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    optimizer = module.configure_optimizers()
+    losses = []
+    for _ in range(6):
+        output = module(batch)
+        loss = module.loss(output, content=batch)["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert not any(p.grad is not None for p in module.loss.parameters())  # VGG stays frozen
+
+
+def test_checkpoint_is_the_transform_net_only_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    module = build_module()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_top_k=0, save_last=True,
+                                 save_weights_only=True)  # fmt: skip
+    trainer = pl.Trainer(max_steps=2, logger=False, callbacks=[checkpoint], limit_val_batches=0,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    data = ContentDataModule(synthetic=6, size=32, crop=32, batch_size=2, workers=0, val_images=0)
+    trainer.fit(module, datamodule=data)
+
+    raw = read_checkpoint(tmp_path / "last.ckpt")  # torch.load(..., weights_only=True)
+    assert "optimizer_states" not in raw
+    assert all(key.startswith("transform.") for key in raw["state_dict"])
+    assert raw["hyper_parameters"]["name"] == "fast"
+    assert OmegaConf.is_config(raw["hyper_parameters"]) is False
+    network, hparams = load_network(tmp_path / "last.ckpt")
+    assert hparams["style"]["name"] == "wave"
+    image = torch.rand(1, 3, 29, 35)
+    with torch.no_grad():
+        torch.testing.assert_close(network(image), module.transform.eval()(image))
+    size = (tmp_path / "last.ckpt").stat().st_size
+    parameters = sum(p.numel() for p in network.parameters())
+    assert size < 4 * parameters * 1.1  # the float32 weights and little else
+
+
+def wrong_kind_checkpoints(tmp_path):
+    """(file, message) pairs: each must fail in one clear sentence."""
+    state = {"conv1_1.weight": torch.zeros(1)}
+    torch.save(state, tmp_path / "vgg.pth")
+    torch.save({"hyper_parameters": {"name": "arbitrary"}, "state_dict": {}}, tmp_path / "arb.ckpt")
+    torch.save({"hyper_parameters": OmegaConf.create({"name": "fast"})}, tmp_path / "pickled.ckpt")
+    (tmp_path / "truncated.ckpt").write_bytes((tmp_path / "arb.ckpt").read_bytes()[:300])
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    return [
+        ("vgg.pth", "is not a fast-method checkpoint (it holds no trained transform network)"),
+        ("arb.ckpt", "is not a fast-method checkpoint (it was trained by method=arbitrary)"),
+        ("pickled.ckpt", "holds pickled Python objects"),
+        ("truncated.ckpt", "damaged or truncated"),
+        ("photo.jpg", "is not a PyTorch checkpoint file"),
+        ("empty.ckpt", "is not a PyTorch checkpoint file"),
+        ("missing.ckpt", "Checkpoint not found"),
+    ]
+
+
+def test_wrong_corrupt_and_missing_checkpoints_are_user_errors(tmp_path):
+    for name, message in wrong_kind_checkpoints(tmp_path):
+        with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            load_network(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method.style_layers=[relu9_1]", "relu9_1"),
+        ("method.lr=0", "lr must be positive"),
+        ("method.style_weight=-1", "style_weight must be positive"),
+        ("method.tv_weight=-1", "tv_weight must be zero or positive"),
+        ("style.blend=[0.5,0.5]", "1 style images but 2 style_weights"),
+        ("method.network.norm=layer", "Unknown network norm"),
+        ("style.image=/nowhere/painting.jpg", "Image not found"),
+    ],
+)
+def test_bad_method_settings_are_user_errors(override, message):
+    with pytest.raises(UserError, match=message):
+        build_module(override)
+
+
+def test_training_without_a_style_is_a_user_error():
+    with pytest.raises(UserError, match="trains one network per style"):
+        build_module(style=None)
