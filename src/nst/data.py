@@ -5,6 +5,10 @@ or a local folder of images (COCO's `train2014/`, `../shared/assets/datasets/con
 `synthetic=N` generates N images instead, for tests. Training images are resized (short side
 `size`), randomly cropped to `crop` and randomly flipped; a few held-out images, centre-cropped,
 make the validation batch.
+
+With `pair_styles` (set by methods that train on style sets: method=arbitrary) training batches
+are (content, style) pairs drawn with the style set `style` (`nst.style_data.StyleSet` options),
+and the validation batch is (content photos, the grid's styles, how many of them are seen).
 """
 
 import io
@@ -125,6 +129,8 @@ class ContentDataModule(pl.LightningDataModule):
         preprocess: bool = False,
         cache_dir: str | None = None,
         seed: int = 0,
+        style: dict | None = None,
+        pair_styles: bool = False,
     ):
         super().__init__()
         if synthetic <= 0 and not path:
@@ -141,6 +147,11 @@ class ContentDataModule(pl.LightningDataModule):
         self.workers, self.val_images = worker_count(workers), val_images
         self.preprocess, self.cache_dir, self.seed = preprocess, cache_dir, seed
         self.train_set = self.val_set = None
+        self.styles = None
+        if pair_styles:
+            from nst.style_data import StyleSet
+
+            self.styles = StyleSet(**(style or {}), seed=seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -168,6 +179,25 @@ class ContentDataModule(pl.LightningDataModule):
             train, val = halves["train"], halves["test"]
         self.train_set = ContentImages(train, column, self.train_transform())
         self.val_set = ContentImages(val, column, self.val_transform())
+        if self.styles is not None:
+            self.pair_with_styles()
+
+    def pair_with_styles(self) -> None:
+        """Training pairs (content, random style); the validation batch with the grid's styles."""
+        from nst.style_data import HOLDOUT_FILE, PairedImages, StyleImages
+
+        styles, held = self.styles.load(self.workers)
+        self.train_set = PairedImages(
+            self.train_set, StyleImages(styles, self.styles.train_transform())
+        )
+        grid, seen = self.styles.grid(styles, held)
+        content = [self.val_set[i] for i in range(len(self.val_set))]
+        content = torch.stack(content) if content else torch.empty(0)
+        self.val_set = [(content, grid, seen)] if len(content) else []
+        if self.trainer is not None and held.num_rows:
+            folder = Path(self.trainer.default_root_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / HOLDOUT_FILE).write_text("".join(f"{name}\n" for name in held["name"]))
 
     def train_transform(self) -> v2.Transform:
         """Resize (short side), random crop, random horizontal flip, float [0, 1]."""
@@ -188,11 +218,17 @@ class ContentDataModule(pl.LightningDataModule):
             v2.ToDtype(torch.float32, scale=True),
         ])  # fmt: skip
 
-    def loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+    def loader(self, dataset: Dataset, shuffle: bool, batch_size: int | None) -> DataLoader:
         """A DataLoader with this module's workers (kept alive between epochs) and pinned memory."""
+        collate = None
+        if self.styles is not None and shuffle:
+            from nst.style_data import RandomStyleSize
+
+            collate = RandomStyleSize(self.styles.random_size)
         return DataLoader(
             dataset,
             batch_size=batch_size,
+            collate_fn=collate,
             shuffle=shuffle,
             drop_last=shuffle,
             num_workers=self.workers,
@@ -204,4 +240,6 @@ class ContentDataModule(pl.LightningDataModule):
         return self.loader(self.train_set, shuffle=True, batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
+        if self.styles is not None:  # one ready-made batch
+            return DataLoader(self.val_set, batch_size=None)
         return self.loader(self.val_set, shuffle=False, batch_size=max(1, self.val_images))

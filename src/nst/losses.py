@@ -153,8 +153,14 @@ class PerceptualLoss(nn.Module):
         }
         self._store("style", blended)
 
-    def forward(self, image: Tensor, content: Tensor | None = None) -> dict[str, Tensor]:
-        """Weighted loss terms of `image`; a `content` batch replaces the stored content targets."""
+    def forward(
+        self,
+        image: Tensor,
+        content: Tensor | None = None,
+        style: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Weighted loss terms of `image`; a `content` batch replaces the stored content targets,
+        and `style` (an `encode_style` result, one style per image) the stored style targets."""
         features = self.loss_network(image, self.layers)
         if content is None:
             content_targets = self._stored("content", self.content_layers)
@@ -165,7 +171,7 @@ class PerceptualLoss(nn.Module):
             for layer, weight in self.content_layers.items()
         )
         representation = self.style_representation(features)
-        style_targets = self._stored("style", representation)
+        style_targets = self._stored("style", representation) if style is None else style
         style_term = sum(
             self.style_layer_weight(key) * style_loss(matrix, style_targets[key])
             for key, matrix in representation.items()

@@ -1,4 +1,5 @@
-"""Feed-forward style networks: the Johnson et al. 2016 image transform network.
+"""Feed-forward style networks: the Johnson et al. 2016 image transform network, and the
+Ghiasi et al. 2017 arbitrary-style transform network with conditional instance normalisation.
 
 Layout (Johnson et al. supplementary Table 1): 9×9 conv (32) → two stride-2 3×3 convs (64, 128)
 → five residual blocks (128) → two ×2 upsampling stages (64, 32) → 9×9 conv (3). Every conv but
@@ -7,7 +8,13 @@ since: instance normalisation instead of batch normalisation (Ulyanov et al. 201
 padding in every conv instead of one 40 px border and unpadded residual convs, and nearest-
 neighbour upsampling followed by a conv instead of stride-½ convs (no checkerboard artefacts;
 Odena et al. 2016). `norm=batch` and `upsample=transpose` give the paper's choices back.
+
+The conditional network (`ConditionalTransformNet`) keeps this layout and swaps the norm of the
+residual and decoder convs for conditional instance normalisation (Dumoulin et al. 2017), whose
+γ, β come from a style embedding (the style predictors live in `nst.predictors`).
 """
+
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -109,3 +116,113 @@ class TransformNet(nn.Module):
         padded = F.pad(image, (0, pad_right, 0, pad_bottom), mode="reflect")
         output = (torch.tanh(self.layers(padded)) + 1) / 2
         return output[..., :height, :width]
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Conditional instance normalisation (Dumoulin et al. 2017): z = γ_s (x − μ)/σ + β_s.
+
+    μ, σ are each image's per-channel spatial statistics (ε = 1e-5, as in their code); γ_s, β_s
+    (N×C, one row per image of the batch) are given with the input instead of being parameters,
+    so every image of a batch can have its own style. With fixed rows this is `normalization`'s
+    instance norm with weight γ_s and bias β_s.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.norm = nn.GroupNorm(channels, channels, affine=False)
+
+    def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        return torch.addcmul(beta[:, :, None, None], self.norm(x), gamma[:, :, None, None])
+
+
+class ConditionalConvLayer(nn.Module):
+    """(×2 nearest upsampling,) reflection-padded conv, CIN, and (unless `relu=False`) ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, upsample: bool = False,
+                 relu: bool = True):  # fmt: skip
+        super().__init__()
+        self.upsample, self.relu = upsample, relu
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel)
+        self.norm = ConditionalInstanceNorm(out_channels)
+
+    def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = self.norm(self.conv(self.pad(x)), gamma, beta)
+        return F.relu(x) if self.relu else x
+
+
+class ConditionalResidualBlock(nn.Module):
+    """`ResidualBlock` with CIN: conv-CIN-ReLU-conv-CIN plus the input."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.first = ConditionalConvLayer(channels, channels, 3)
+        self.second = ConditionalConvLayer(channels, channels, 3, relu=False)
+
+    def forward(self, x: Tensor, params: Iterator[Tensor]) -> Tensor:
+        """`params` yields γ, β of the first conv, then γ, β of the second."""
+        hidden = self.first(x, next(params), next(params))
+        return x + self.second(hidden, next(params), next(params))
+
+
+class ConditionalTransformNet(nn.Module):
+    """Ghiasi et al. 2017 style transfer network T(c, S): RGB [0, 1] and a style embedding S in,
+    stylised RGB [0, 1] out.
+
+    §3 and the authors' code (magenta `nza_model.py`): the Johnson layout with three encoder convs
+    under a plain norm (`encoder_norm`, batch norm in the paper), and conditional instance norm
+    on the 10 residual convs (128 channels) and the 3 decoder convs (64, 32, 3): 1379 channels,
+    2758 γ/β values, predicted from S by one linear map (the paper's per-layer linear maps,
+    concatenated). The output is a sigmoid, as in the paper. Any input size works, as with
+    `TransformNet`.
+    """
+
+    def __init__(self, channels: int = 32, residual_blocks: int = 5, embedding_size: int = 100,
+                 encoder_norm: str = "batch"):  # fmt: skip
+        super().__init__()
+        if encoder_norm not in NORMS:
+            raise UserError(f"Unknown encoder norm '{encoder_norm}'; use {' or '.join(NORMS)}.")
+        wide, widest = 2 * channels, 4 * channels
+        self.encoder = nn.Sequential(
+            ConvLayer(3, channels, 9, norm=encoder_norm),
+            ConvLayer(channels, wide, 3, stride=2, norm=encoder_norm),
+            ConvLayer(wide, widest, 3, stride=2, norm=encoder_norm),
+        )
+        self.residual_blocks = nn.ModuleList(
+            ConditionalResidualBlock(widest) for _ in range(residual_blocks)
+        )
+        self.decoder = nn.ModuleList([
+            ConditionalConvLayer(widest, wide, 3, upsample=True),
+            ConditionalConvLayer(wide, channels, 3, upsample=True),
+            ConditionalConvLayer(channels, 3, 9, relu=False),
+        ])  # fmt: skip
+        norms = [module for module in self.modules() if isinstance(module, ConditionalInstanceNorm)]
+        # γ then β of each CIN layer in forward order, as one flat vector per image.
+        self.param_sizes = [size for norm in norms for size in (norm.channels, norm.channels)]
+        self.style_params = nn.Linear(embedding_size, sum(self.param_sizes))
+        with torch.no_grad():  # start as plain instance norm: γ = 1, β = 0, small slopes
+            self.style_params.weight.normal_(0.0, 0.01)
+            gammas = torch.cat([torch.full((size,), float(index % 2 == 0))
+                                for index, size in enumerate(self.param_sizes)])  # fmt: skip
+            self.style_params.bias.copy_(gammas)
+
+    @property
+    def norm_params(self) -> int:
+        """The number of γ/β values the embedding sets (2758 for the paper's network)."""
+        return sum(self.param_sizes)
+
+    def forward(self, image: Tensor, embedding: Tensor) -> Tensor:
+        """Stylise N×3×H×W in [0, 1] with the N×E style embeddings; same shape out."""
+        height, width = image.shape[-2:]
+        pad_bottom, pad_right = -height % MULTIPLE, -width % MULTIPLE
+        x = F.pad(image, (0, pad_right, 0, pad_bottom), mode="reflect")
+        params = iter(self.style_params(embedding).split(self.param_sizes, dim=1))
+        x = self.encoder(x)
+        for block in self.residual_blocks:
+            x = block(x, params)
+        for layer in self.decoder:
+            x = layer(x, next(params), next(params))
+        return torch.sigmoid(x)[..., :height, :width]

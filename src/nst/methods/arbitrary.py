@@ -1,0 +1,147 @@
+"""The arbitrary method (Ghiasi et al. 2017): one network for any style image.
+
+§3 of the paper: a style prediction network P maps a style image s to an embedding S = P(s); a
+style transfer network T(c, S) stylises a content photo c with conditional instance norms whose
+γ, β are linear in S. P and T train together on pairs (content photo, painting) with the loss of
+Johnson et al. against that pair, so at test time any painting, seen or not, is one forward
+pass of P and one of T. The default P reads the frozen VGG loss network (`nst.predictors`).
+"""
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torchvision
+from torch import Tensor
+
+from nst.errors import UserError
+from nst.image import save_image
+from nst.methods.basic import build_loss
+from nst.networks import ConditionalTransformNet
+from nst.predictors import VGGPredictor, build_predictor
+from nst.vgg import LossNetwork
+
+
+def resolved_loss_net(loss_network: LossNetwork, loss_net: dict) -> dict:
+    """The VGG a checkpoint must rebuild: the weights `auto` resolved to (caffe or torchvision)."""
+    source = loss_network.source
+    weights = loss_net["weights"] if source == "file" else source
+    return {"arch": loss_network.arch, "weights": weights}
+
+
+class ArbitraryStyle(pl.LightningModule):
+    """Trains a style predictor P and a CIN transfer network T (Ghiasi et al. 2017, §3, eq. 4).
+
+    Loss per pair: λ_c·ℓ_content(T(c, P(s)), c) + λ_s·ℓ_style(T(c, P(s)), s) + λ_TV·TV, the
+    perceptual loss of the fast method with one style target per batch element (`nst.losses`).
+    The VGG is a non-persistent buffer shared by the loss and the default predictor, so the
+    checkpoint's `state_dict` is T and P's trainable part; `hyper_parameters` say which VGG
+    (arch and resolved weight source) P needs at stylise time.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        network: dict,
+        predictor: dict,
+        loss_net: dict,
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float,
+        content_layers: list[str],
+        content_layer_weights: list[float] | None,
+        style_layers: list[str],
+        style_layer_weights: list[float] | None,
+        pooling: str,
+        lr: float,
+        trains_on_styles: bool = True,
+        channels_last: bool = False,
+        compile: bool = False,
+    ):
+        super().__init__()
+        for knob, value in (("content_weight", content_weight), ("style_weight", style_weight),
+                            ("lr", lr)):  # fmt: skip
+            if value <= 0:
+                raise UserError(f"method.{knob} must be positive, got {value}.")
+        if tv_weight < 0:
+            raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
+        self.save_hyperparameters()
+        loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
+        self.hparams.loss_net = resolved_loss_net(loss_network, loss_net)
+        self.loss = build_loss(self.hparams, loss_network)
+        self.predictor = build_predictor(predictor, loss_network)
+        self.transform = ConditionalTransformNet(
+            **network, embedding_size=predictor["embedding_size"]
+        )
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.to(memory_format=self.memory_format)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.compile:
+            self.transform.compile()
+            self.loss.compile()
+
+    def encode_styles(self, style: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """(S = P(style), the style targets) of a style batch, with one VGG pass for both."""
+        style = style.contiguous(memory_format=self.memory_format)
+        if not isinstance(self.predictor, VGGPredictor):
+            return self.predictor(style), self.loss.encode_style(style)
+        with torch.no_grad():
+            layers = set(self.loss.style_layers) | set(self.predictor.layers)
+            features = self.loss.loss_network(style, layers)
+            targets = self.loss.style_representation(features)
+        return self.predictor.from_features(features), targets
+
+    def forward(self, content: Tensor, embedding: Tensor) -> Tensor:
+        return self.transform(content.contiguous(memory_format=self.memory_format), embedding)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
+        content, style = batch
+        embedding, targets = self.encode_styles(style)
+        terms = self.loss(self(content, embedding), content=content, style=targets)
+        self.log_dict({f"train/{name}": value for name, value in terms.items()})
+        self.log("loss", terms["total"], prog_bar=True, logger=False)
+        return terms["total"]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor, int], batch_index: int) -> None:
+        """Every photo with every grid style; losses logged apart for seen and unseen styles."""
+        content, styles, seen = batch
+        embedding, targets = self.encode_styles(styles)
+        count = len(styles)
+        photos = content.repeat_interleave(count, 0)
+        output = self(photos, embedding.repeat(len(content), 1))
+        is_seen = torch.arange(len(output), device=output.device) % count < int(seen)
+        for group, mask in (("seen", is_seen), ("unseen", ~is_seen)):
+            if mask.any():
+                pair_targets = {key: value.repeat(len(content), 1, 1)[mask]
+                                for key, value in targets.items()}  # fmt: skip
+                terms = self.loss(output[mask], content=photos[mask], style=pair_targets)
+                self.log_dict(
+                    {f"val/{group}/{name}": value for name, value in terms.items()},
+                    batch_size=int(mask.sum()),
+                )
+        self.save_grid(content, styles, output)
+
+    def save_grid(self, content: Tensor, styles: Tensor, output: Tensor) -> None:
+        """Styles along the top, each photo down the left, its stylisations across its row:
+        `<run dir>/images/step<N>.png` and the logger. Seen styles come before unseen ones."""
+        size = content.shape[-2:]
+        styles = torch.nn.functional.interpolate(styles, size=size, mode="bilinear", antialias=True)
+        blank = torch.ones_like(content[:1])
+        rows = [torch.cat([blank, styles])]
+        for index, photo in enumerate(content):
+            rows.append(
+                torch.cat([photo[None], output[index * len(styles) : (index + 1) * len(styles)]])
+            )
+        grid = torchvision.utils.make_grid(
+            torch.cat(rows).float().clamp(0, 1), nrow=len(styles) + 1
+        )
+        folder = Path(self.trainer.default_root_dir) / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_image(grid.unsqueeze(0), folder / f"step{self.global_step:06d}.png")
+        if hasattr(self.logger, "log_image"):
+            self.logger.log_image("val/images", [grid], step=self.global_step)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        parameters = [*self.transform.parameters(), *self.predictor.parameters()]
+        return torch.optim.Adam(parameters, lr=self.hparams.lr)

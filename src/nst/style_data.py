@@ -1,0 +1,210 @@
+"""Style images for training the arbitrary method: a painting/texture set, augmented as the paper
+does, some held out, paired with content photos (Ghiasi et al. 2017, §4 and the authors' code).
+
+`path` is a local folder of images (the Kaggle Painter by Numbers `train/` folder, DTD's
+`images/`, any folder) or a Hugging Face hub id; `synthetic=N` generates N images for tests.
+`holdout` (a count, or a list of file names) keeps styles out of training so the validation grid
+and `benchmarks/arbitrary_quality.py` can show unseen ones.
+"""
+
+from pathlib import Path
+
+import datasets
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from nst.errors import UserError
+from nst.image import to_rgb
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+HOLDOUT_FILE = "styles_holdout.txt"
+
+
+def folder_images(folder: Path) -> datasets.Dataset:
+    """Every image under `folder` (sorted, recursive) with its file name, as an HF dataset."""
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise UserError(f"{folder} holds no images; give a folder of .jpg or .png paintings.")
+    names = [str(path.relative_to(folder)) for path in paths]
+    dataset = datasets.Dataset.from_dict({"image": [str(path) for path in paths], "name": names})
+    return dataset.cast_column("image", datasets.Image())
+
+
+def style_augmentation(size: int, crop: int) -> v2.Transform:
+    """The authors' style augmentation (magenta `image_utils.py`): random resize and crop,
+    horizontal and vertical flips, brightness, saturation and hue jitter.
+
+    Their brightness is additive (±0.8); torchvision's is a factor in [0.2, 1.8], the closest
+    multiplicative equivalent. Saturation 0.5–1.5 and hue ±0.2 are theirs.
+    """
+    return v2.Compose([
+        v2.ToImage(),
+        v2.Resize(size, antialias=True),
+        v2.RandomResizedCrop(crop, scale=(0.25, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.ColorJitter(brightness=0.8, saturation=(0.5, 1.5), hue=0.2),
+    ])  # fmt: skip
+
+
+def plain_transform(size: int, crop: int) -> v2.Transform:
+    """Resize (short side), centre crop, float [0, 1]: the grid's and evaluation's styles."""
+    return v2.Compose([
+        v2.ToImage(),
+        v2.Resize(size, antialias=True),
+        v2.CenterCrop(crop),
+        v2.ToDtype(torch.float32, scale=True),
+    ])  # fmt: skip
+
+
+def holdout_indices(names: list[str], holdout: int | list[str], seed: int) -> list[int]:
+    """Indices of the held-out styles: `holdout` seeded random ones, or those named (file name
+    or stem)."""
+    if isinstance(holdout, int):
+        if not 0 <= holdout < len(names):
+            raise UserError(
+                f"data.style.holdout={holdout} must be between 0 and the {len(names)} styles − 1."
+            )
+        order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed))
+        return sorted(order[:holdout].tolist())
+    index = {}
+    for position, name in enumerate(names):
+        index.setdefault(name, position)
+        index.setdefault(Path(name).stem, position)
+    missing = [name for name in holdout if str(name) not in index]
+    if missing:
+        raise UserError(f"data.style.holdout names {missing[0]}, which is not in the style set.")
+    return sorted({index[str(name)] for name in holdout})
+
+
+class PairedImages(Dataset):
+    """Each content photo with a random style image (each draw independent)."""
+
+    def __init__(self, content: Dataset, styles: Dataset):
+        self.content, self.styles = content, styles
+
+    def __len__(self) -> int:
+        return len(self.content)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        style = int(torch.randint(len(self.styles), ()))
+        return self.content[index], self.styles[style]
+
+
+class StyleImages(Dataset):
+    """An HF image dataset as RGB float tensors through a torchvision transform."""
+
+    def __init__(self, dataset: datasets.Dataset, transform: v2.Transform):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.transform(to_rgb(self.dataset[index]["image"]))
+
+
+class RandomStyleSize:
+    """Collate (content, style) pairs and resize the batch's styles to one random square size,
+    drawn per batch from `sizes` = [low, high] (the paper's code: 128–300 px)."""
+
+    def __init__(self, sizes: list[int] | None):
+        self.sizes = sizes
+
+    def __call__(self, items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        content = torch.stack([item[0] for item in items])
+        style = torch.stack([item[1] for item in items])
+        if self.sizes:
+            side = int(torch.randint(self.sizes[0], self.sizes[1] + 1, ()))
+            style = F.interpolate(style, size=(side, side), mode="bilinear", antialias=True)
+        return content, style.clamp(0, 1)
+
+
+class StyleSet:
+    """The style images: training set (augmented), held-out names, and the grid's fixed styles."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        split: str = "train",
+        files: list[str] | None = None,
+        synthetic: int = 0,
+        size: int = 256,
+        crop: int = 256,
+        augment: bool = True,
+        random_size: list[int] | None = None,
+        holdout: int | list[str] = 0,
+        grid_styles: int = 3,
+        preprocess: bool = False,
+        seed: int = 0,
+    ):
+        if synthetic <= 0 and not path:
+            raise UserError(
+                "method=arbitrary trains on style images: set data.style.path=DIR (e.g. the "
+                "Kaggle Painter by Numbers train/ folder) or a hub id, or use data=synthetic."
+            )
+        if random_size is not None and not (len(random_size) == 2 and
+                                             0 < random_size[0] <= random_size[1]):  # fmt: skip
+            raise UserError(f"data.style.random_size must be [low, high] px, got {random_size}.")
+        self.path, self.split, self.files, self.synthetic = path, split, files, synthetic
+        self.size, self.crop, self.augment, self.random_size = size, crop, augment, random_size
+        self.holdout, self.grid_styles, self.preprocess, self.seed = (
+            holdout,
+            grid_styles,
+            preprocess,
+            seed,
+        )
+
+    def load(self, workers: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+        """(training styles, held-out styles) as HF datasets with `image` and `name` columns."""
+        from nst.data import image_column, load_images, shrink, synthetic_images
+
+        if self.synthetic > 0:
+            dataset = synthetic_images(self.synthetic, self.size + self.size // 4, self.seed + 1)
+            names = [f"synthetic_{index:04d}" for index in range(len(dataset))]
+            dataset = dataset.add_column("name", names)
+        elif Path(self.path).expanduser().is_dir() and not self.files:
+            dataset = folder_images(Path(self.path).expanduser())
+        else:
+            dataset = load_images(self.path, self.split, self.files, None)
+            column = image_column(dataset)
+            if column != "image":
+                dataset = dataset.rename_column(column, "image")
+            if "name" not in dataset.column_names:
+                dataset = dataset.add_column("name", [str(i) for i in range(len(dataset))])
+        if self.preprocess:
+            dataset = dataset.map(
+                shrink,
+                fn_kwargs={"column": "image", "size": self.size},
+                num_proc=workers or None,
+                desc=f"Resizing styles to {self.size} px (once; cached)",
+            )
+        held = holdout_indices(dataset["name"], self.holdout, self.seed)
+        kept = sorted(set(range(len(dataset))) - set(held))
+        return dataset.select(kept), dataset.select(held)
+
+    def train_transform(self) -> v2.Transform:
+        """Augmented (`augment`) or plain random crops of `crop` px."""
+        if self.augment:
+            return style_augmentation(self.size, self.crop)
+        return v2.Compose([
+            v2.ToImage(),
+            v2.Resize(self.size, antialias=True),
+            v2.RandomCrop(self.crop),
+            v2.ToDtype(torch.float32, scale=True),
+        ])  # fmt: skip
+
+    def grid(self, train: datasets.Dataset, held: datasets.Dataset) -> tuple[Tensor, int]:
+        """The grid's styles: up to `grid_styles` seen then as many unseen; and the seen count."""
+        transform = plain_transform(self.size, self.crop)
+        seen = [
+            transform(to_rgb(train[i]["image"])) for i in range(min(self.grid_styles, len(train)))
+        ]
+        unseen = [
+            transform(to_rgb(held[i]["image"])) for i in range(min(self.grid_styles, len(held)))
+        ]
+        return torch.stack(seen + unseen), len(seen)
