@@ -7,6 +7,8 @@
     python stylize.py ckpt=last.ckpt input=photo.jpg|FOLDER [output=PATH] [size=N] [device=…]
         [batch_size=8] [precision=fp32|bf16|fp16]
     python stylize.py ckpt=last.ckpt export=onnx|torchscript [output=PATH]
+    python stylize.py ckpt=ARB.ckpt input=photo.jpg|FOLDER style=painting.jpg [strength=0.0…1.0]
+    python stylize.py ckpt=ARB.ckpt input=photo.jpg style=[a.jpg,b.jpg] style_weights=[0.3,0.7]
 
 Every failure the user can fix ends in one sentence on stderr and exit code 2, with no output
 file written and the inputs untouched.
@@ -134,10 +136,69 @@ def export_checkpoint(cfg: DictConfig, network) -> None:
     print(f"Wrote {output} (max abs difference to PyTorch on a random image: {difference:.1e})")
 
 
+def export_arbitrary(cfg: DictConfig) -> None:
+    """`export=` of an arbitrary-method checkpoint: two graphs, <stem>.predictor and
+    <stem>.transformer (next to the checkpoint, or beside `output`)."""
+    from nst.export import FORMATS, export, predictor_signature, transformer_signature
+    from nst.inference import load_arbitrary
+
+    if cfg.export not in FORMATS:
+        raise UserError(f"Unknown export '{cfg.export}'; use onnx or torchscript.")
+    base = Path(cfg.output or cfg.ckpt)
+    outputs = {part: base.with_name(f"{base.stem}.{part}{FORMATS[cfg.export]}")
+               for part in ("predictor", "transformer")}  # fmt: skip
+    if not base.parent.is_dir():
+        raise UserError(f"Output folder {base.parent} does not exist; create it or pick another.")
+    for output in outputs.values():
+        if output.exists() and not cfg.overwrite:
+            raise UserError(
+                f"{output} already exists; pass overwrite=true or choose another output."
+            )
+    predictor, transform, hparams = load_arbitrary(cfg.ckpt)
+    signatures = {
+        "predictor": (predictor, predictor_signature()),
+        "transformer": (transform, transformer_signature(hparams["predictor"]["embedding_size"])),
+    }
+    for part, (network, signature) in signatures.items():
+        difference = export(network, cfg.export, outputs[part], signature)
+        print(f"Wrote {outputs[part]} (max abs difference to PyTorch: {difference:.1e})")
+
+
+def stylize_with_arbitrary(cfg: DictConfig) -> None:
+    """`ckpt=` of the arbitrary method: stylise with `style=` (one image or a weighted list)."""
+    from nst.inference import arbitrary_network, stylize_image
+    from nst.methods.basic import check_style_weights
+
+    if cfg.export is not None:
+        return export_arbitrary(cfg)
+    if OmegaConf.is_missing(cfg, "input"):
+        raise UserError("No input: add input=PATH (an image or a folder of images).")
+    styles = style_list(cfg.style)
+    if not styles:
+        raise UserError(f"{cfg.ckpt} stylises with any style image: add style=PATH.")
+    check_style_weights(styles, cfg.style_weights)
+    name = "+".join(stem(style) for style in styles)
+    folder = Path(str(cfg.input)).is_dir()
+    if not folder:
+        input_path = str(cfg.input)
+        output = Path(cfg.output or default_output(input_path, styles, cfg.overwrite))
+        check_output(output, [input_path, *styles], cfg.overwrite)
+    weights = None if cfg.style_weights is None else list(cfg.style_weights)
+    style_images = [as_tensor(style) for style in styles]
+    network = arbitrary_network(cfg.ckpt, style_images, weights, cfg.strength, cfg.style_size)
+    if folder:
+        return stylize_folder(cfg, network, name)
+    save_image(stylize_image(network, as_tensor(input_path), cfg.size, cfg.device, cfg.precision),
+               output)  # fmt: skip
+    print(f"Wrote {output}")
+
+
 def stylize_with_checkpoint(cfg: DictConfig) -> None:
     """`ckpt=PATH`: stylise an image or a folder with a trained network, or export it."""
-    from nst.inference import load_network, style_name, stylize_image
+    from nst.inference import checkpoint_method, load_network, style_name, stylize_image
 
+    if checkpoint_method(cfg.ckpt) == "arbitrary":
+        return stylize_with_arbitrary(cfg)
     network, hparams = load_network(cfg.ckpt)
     if cfg.style is not None:
         raise UserError(

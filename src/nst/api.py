@@ -55,8 +55,18 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
     from nst.methods.improved import build_improved_loss
 
     if cfg.ckpt is not None:
-        from nst.inference import load_network, style_name, stylize_image
+        from nst.inference import (
+            arbitrary_network,
+            checkpoint_method,
+            load_network,
+            style_name,
+            stylize_image,
+        )
 
+        if checkpoint_method(cfg.ckpt) == "arbitrary":
+            weights = None if cfg.style_weights is None else list(cfg.style_weights)
+            network = arbitrary_network(cfg.ckpt, styles, weights, cfg.strength, cfg.style_size)
+            return stylize_image(network, content, cfg.size, cfg.device, cfg.precision)
         network, hparams = load_network(cfg.ckpt)
         if styles:
             raise UserError(
@@ -114,7 +124,8 @@ def stylize(
     `options` are command-line names: `size`, `preserve_color`, `device`, `style_weights`,
     `seed`, any `method.*` key (`iterations`, `style_weight`, …) and `loss_net={...}`.
     With `ckpt` (a checkpoint from train.py) the trained network stylises `content` in one
-    forward pass; `size`, `device` and `precision` apply.
+    forward pass; `size`, `device` and `precision` apply. An arbitrary-method checkpoint takes
+    `style` (one image, or several mixed by `style_weights`) and `strength` (0 … 1).
     """
     cfg = compose_config("stylize", [f"method={method}"])
     cfg.ckpt = None if ckpt is None else str(ckpt)

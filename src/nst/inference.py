@@ -10,15 +10,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from nst.errors import UserError
 from nst.image import load_image, resize_long_side
 from nst.methods.common import torch_device
-from nst.networks import TransformNet
+from nst.networks import ConditionalTransformNet, TransformNet
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-PREFIX = "transform."
 MIN_SIDE = 8
 
 
@@ -63,11 +62,7 @@ def load_network(path: str | Path) -> tuple[TransformNet, dict]:
             f"{path} is not a fast-method checkpoint ({describe(checkpoint)}); pass one written "
             "by python train.py method=fast."
         )
-    state = {
-        key.removeprefix(PREFIX): value
-        for key, value in checkpoint.get("state_dict", {}).items()
-        if key.startswith(PREFIX)
-    }
+    state = module_state(checkpoint, "transform")
     network = TransformNet(**hparams["network"])
     try:
         network.load_state_dict(state)
@@ -77,6 +72,65 @@ def load_network(path: str | Path) -> tuple[TransformNet, dict]:
             "checkpoint); train again or fetch the file again."
         ) from None
     return network.eval(), hparams
+
+
+def checkpoint_method(path: str | Path) -> str | None:
+    """The method (`fast`, `arbitrary`) that wrote the checkpoint at `path`, if it says."""
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    return hparams.get("name") if isinstance(hparams, dict) else None
+
+
+def module_state(checkpoint: dict, prefix: str) -> dict[str, Tensor]:
+    """The entries of the checkpoint's `state_dict` under `prefix.`, without it."""
+    return {
+        key.removeprefix(f"{prefix}."): value
+        for key, value in checkpoint.get("state_dict", {}).items()
+        if key.startswith(f"{prefix}.")
+    }
+
+
+def load_arbitrary(path: str | Path) -> tuple[nn.Module, ConditionalTransformNet, dict]:
+    """(style predictor P, transfer network T, hyperparameters) of an arbitrary-method checkpoint.
+
+    P's VGG is not in the checkpoint: it is rebuilt from the arch and weight source training
+    resolved (`hyper_parameters.loss_net`), so stylising needs those weights (Caffe: offline).
+    """
+    from nst.predictors import build_predictor
+    from nst.vgg import LossNetwork
+
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or hparams.get("name") != "arbitrary":
+        raise UserError(
+            f"{path} is not an arbitrary-method checkpoint ({describe(checkpoint)}); pass one "
+            "written by python train.py method=arbitrary."
+        )
+    try:
+        vgg = hparams["loss_net"]
+        loss_network = LossNetwork(vgg["arch"], vgg["weights"], hparams["pooling"])
+    except UserError as error:
+        raise UserError(
+            f"The style predictor of {path} needs the {vgg['weights']} {vgg['arch']} weights it "
+            f"was trained with: {error}"
+        ) from None
+    except (KeyError, TypeError):
+        raise UserError(
+            f"{path} lacks the settings of its networks (a damaged checkpoint)."
+        ) from None
+    try:
+        predictor = build_predictor(hparams["predictor"], loss_network, pretrained=False)
+        transform = ConditionalTransformNet(
+            **hparams["network"], embedding_size=hparams["predictor"]["embedding_size"]
+        )
+        predictor.load_state_dict(module_state(checkpoint, "predictor"))  # the VGG is not in it
+        transform.load_state_dict(module_state(checkpoint, "transform"))
+    except (RuntimeError, KeyError, TypeError):
+        raise UserError(
+            f"{path} does not hold the weights its settings describe (a damaged or edited "
+            "checkpoint); train again or fetch the file again."
+        ) from None
+    return predictor.eval(), transform.eval(), hparams
 
 
 def style_name(hparams: dict) -> str:
@@ -152,3 +206,69 @@ def stylize_image(
     check_image_size(image, "The input image")
     target = torch_device(device)
     return stylize_batch(prepare(network, target), image, target, precision)
+
+
+class StyledTransform(nn.Module):
+    """An arbitrary-style network set to one style: image → stylised image, like `TransformNet`.
+
+    The style's embedding S_style is computed once (`style_embedding`). With `strength` w < 1
+    each image is stylised with S = w·S_style + (1 − w)·P(image), the paper's interpolation
+    with the image's own embedding (Ghiasi et al. §4, identity interpolation; w = 0 ≈ the photo).
+    """
+
+    def __init__(
+        self,
+        predictor: nn.Module,
+        transform: ConditionalTransformNet,
+        embedding: Tensor,
+        strength: float = 1.0,
+        predictor_size: int | None = 256,
+    ):
+        super().__init__()
+        if not 0.0 <= strength <= 1.0:
+            raise UserError(f"strength must be between 0 and 1, got {strength}.")
+        self.predictor, self.transform = predictor, transform
+        self.register_buffer("embedding", embedding.detach().reshape(1, -1))
+        self.strength, self.predictor_size = float(strength), predictor_size
+
+    def forward(self, image: Tensor) -> Tensor:
+        from nst.predictors import resize_for_predictor
+
+        embedding = self.embedding.expand(len(image), -1)
+        if self.strength < 1.0:
+            own = self.predictor(resize_for_predictor(image, self.predictor_size))
+            embedding = torch.lerp(own, embedding, self.strength)
+        return self.transform(image, embedding)
+
+
+@torch.no_grad()
+def style_embedding(
+    predictor: nn.Module,
+    styles: list[Tensor],
+    weights: list[float] | None = None,
+    size: int | None = 256,
+) -> Tensor:
+    """S = Σ_i w_i P(style_i) / Σ w (1×E): one style, or a weighted mix of several (the paper's
+    convex combination of embeddings). Each style's long side is resized to `size` first."""
+    from nst.methods.basic import check_style_weights
+    from nst.predictors import resize_for_predictor
+
+    if not styles:
+        raise UserError("An arbitrary-style checkpoint needs a style image: add style=PATH.")
+    check_style_weights(styles, weights)
+    weights = [1.0] * len(styles) if weights is None else [float(w) for w in weights]
+    embeddings = [predictor(resize_for_predictor(style, size)) for style in styles]
+    return sum(w * e for w, e in zip(weights, embeddings, strict=True)) / sum(weights)
+
+
+def arbitrary_network(
+    path: str | Path,
+    styles: list[Tensor],
+    weights: list[float] | None = None,
+    strength: float = 1.0,
+    style_size: int | None = 256,
+) -> StyledTransform:
+    """The network of an arbitrary-method checkpoint set to `styles` (mixed by `weights`)."""
+    predictor, transform, _ = load_arbitrary(path)
+    embedding = style_embedding(predictor, styles, weights, style_size)
+    return StyledTransform(predictor, transform, embedding, strength, style_size).eval()

@@ -35,7 +35,8 @@ def channel_statistics(features: Tensor) -> Tensor:
     shallow ones, and makes the statistics of any VGG weight source a similar scale.
     """
     flat = features.float().flatten(2)
-    std, mean = torch.std_mean(flat, dim=2, correction=0)
+    mean = flat.mean(dim=2)
+    std = (flat - mean[..., None]).square().mean(dim=2).sqrt()  # std_mean has no ONNX export
     return torch.cat([mean.clamp_min(0).log1p(), std.log1p()], dim=1)
 
 
