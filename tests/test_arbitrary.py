@@ -1,0 +1,245 @@
+"""The arbitrary method: CIN, the style predictor, interpolation, data, checkpoints."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import load_script, pattern
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from nst.api import compose_config
+from nst.data import ContentDataModule
+from nst.errors import UserError, user_error_cause
+from nst.image import save_image
+from nst.inference import StyledTransform, load_arbitrary, read_checkpoint, style_embedding
+from nst.methods.arbitrary import ArbitraryStyle, resolved_loss_net
+from nst.networks import ConditionalInstanceNorm, ConditionalTransformNet, normalization
+from nst.predictors import InceptionPredictor, VGGPredictor
+from nst.style_data import holdout_indices
+from nst.vgg import LossNetwork
+
+train_script = load_script("train")
+SMALL = ["method.network.channels=8", "method.predictor.hidden=16"]
+
+
+def arbitrary_config(*overrides):
+    arguments = ["method=arbitrary", "data=synthetic", "loss_net.weights=random", *SMALL,
+                 *overrides]  # fmt: skip
+    return compose_config("train", train_script.style_overrides(arguments))
+
+
+def build_module(*overrides) -> ArbitraryStyle:
+    """ArbitraryStyle as train.py builds it; a UserError comes out unwrapped."""
+    try:
+        return instantiate(arbitrary_config(*overrides).method, _convert_="all")
+    except InstantiationException as error:
+        raise user_error_cause(error) or error from None
+
+
+def synthetic_data(batch_size: int, **style) -> ContentDataModule:
+    """data=synthetic as method=arbitrary sees it, with `style` options changed."""
+    cfg = arbitrary_config(f"data.batch_size={batch_size}").data
+    settings = {key: value for key, value in cfg.items() if key not in ("_target_", "style")}
+    return ContentDataModule(**{**settings, "seed": 0, "pair_styles": True},
+                             style={**cfg.style, **style})  # fmt: skip
+
+
+def test_config_has_the_papers_layers_and_pairs_the_data():
+    cfg = compose_config("train", ["method=arbitrary", "data=painter_by_numbers"])
+    assert list(cfg.method.content_layers) == ["relu3_3"] and cfg.method.pooling == "avg"
+    assert list(cfg.method.style_layers) == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    assert cfg.data.pair_styles is True and cfg.data.batch_size == 8
+    assert list(cfg.data.style.random_size) == [128, 300]
+    assert (
+        compose_config("train", ["method=fast", "data=painter_by_numbers"]).data.pair_styles
+        is False
+    )
+
+
+def test_conditional_instance_norm_with_a_one_hot_style_is_that_styles_instance_norm():
+    """Dumoulin et al.: γ, β ∈ R^{N×C}; a one-hot style vector picks row s, giving plain IN."""
+    torch.manual_seed(0)
+    styles, channels = 4, 6
+    gammas, betas = torch.randn(styles, channels), torch.randn(styles, channels)
+    x = torch.randn(3, channels, 7, 9) * 5 + 2
+    one_hot = torch.nn.functional.one_hot(torch.tensor([2, 0, 2]), styles).float()
+    conditional = ConditionalInstanceNorm(channels)(x, one_hot @ gammas, one_hot @ betas)
+    for index, style in enumerate([2, 0, 2]):
+        plain = normalization("instance", channels)
+        with torch.no_grad():
+            plain.weight.copy_(gammas[style])
+            plain.bias.copy_(betas[style])
+        torch.testing.assert_close(conditional[index : index + 1], plain(x[index : index + 1]))
+        reference = torch.nn.functional.instance_norm(x[index : index + 1], eps=1e-5)
+        expected = reference * gammas[style, :, None, None] + betas[style, :, None, None]
+        torch.testing.assert_close(conditional[index : index + 1], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_transfer_network_has_the_papers_2758_norm_parameters_and_keeps_sizes():
+    network = ConditionalTransformNet()
+    assert network.norm_params == 2758
+    output = network(torch.rand(2, 3, 29, 35), torch.randn(2, 100))
+    assert output.shape == (2, 3, 29, 35) and output.min() >= 0 and output.max() <= 1
+    # Starting point: every embedding gives plain instance norm (γ = 1, β = 0) up to small slopes.
+    params = network.style_params(torch.zeros(1, 100))
+    assert params[0, :128].eq(1).all() and params[0, 128:256].eq(0).all()
+    with pytest.raises(UserError, match="Unknown encoder norm"):
+        ConditionalTransformNet(encoder_norm="layer")
+
+
+def test_predictors_map_any_style_image_to_the_embedding():
+    vgg = LossNetwork("vgg16", "random")
+    layers = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    for hidden in (0, 32):
+        predictor = VGGPredictor(vgg, layers, embedding_size=100, hidden=hidden)
+        assert predictor(torch.rand(3, 3, 40, 56)).shape == (3, 100)
+        assert predictor(torch.rand(1, 3, 64, 33)).shape == (1, 100)
+        assert all(not key.startswith("loss_network") for key in predictor.state_dict())
+    inception = InceptionPredictor(embedding_size=100, pretrained=False)
+    assert inception(torch.rand(2, 3, 96, 128)).shape == (2, 100)
+
+
+def test_inception_backbone_offline_is_one_clear_sentence(offline_hub, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(UserError, match="Inception-v3 weights are not cached"):
+        build_module("method.predictor.backbone=inception_v3")
+
+
+class RecordingTransform(torch.nn.Module):
+    """Stands in for T: records the embedding it is given, returns the input."""
+
+    def forward(self, image, embedding):
+        self.embedding = embedding
+        return image
+
+
+def test_strength_interpolates_between_the_photos_and_the_styles_embedding():
+    torch.manual_seed(0)
+    predictor = VGGPredictor(LossNetwork("vgg16", "random"), ["relu1_2", "relu2_2"], 100, 16)
+    photo, style = pattern(32, 48, seed=1), pattern(40, 40, seed=2)
+    style_code = style_embedding(predictor, [style], size=None)
+    with torch.no_grad():
+        photo_code = predictor(photo)
+    for strength in (0.0, 0.3, 1.0):
+        transform = RecordingTransform()
+        StyledTransform(predictor, transform, style_code, strength, predictor_size=None)(photo)
+        expected = strength * style_code + (1 - strength) * photo_code
+        torch.testing.assert_close(transform.embedding, expected)
+    network = ConditionalTransformNet(channels=8).eval()
+    with torch.no_grad():
+        own = StyledTransform(predictor, network, style_code, 0.0, None)(photo)
+        full = StyledTransform(predictor, network, style_code, 1.0, None)(photo)
+        torch.testing.assert_close(own, network(photo, photo_code))
+        torch.testing.assert_close(full, network(photo, style_code))
+    with pytest.raises(UserError, match="strength must be between 0 and 1"):
+        StyledTransform(predictor, network, style_code, 1.5)
+
+
+def test_several_styles_mix_their_embeddings_by_weight():
+    predictor = VGGPredictor(LossNetwork("vgg16", "random"), ["relu1_2"], 100, 0)
+    first, second = pattern(32, 32, seed=3), pattern(32, 32, seed=4)
+    mixed = style_embedding(predictor, [first, second], [0.3, 0.7], size=None)
+    with torch.no_grad():
+        expected = 0.3 * predictor(first) + 0.7 * predictor(second)
+    torch.testing.assert_close(mixed, expected)
+    with pytest.raises(UserError, match="2 style images but 1 style_weights"):
+        style_embedding(predictor, [first, second], [1.0])
+
+
+def test_a_few_steps_lower_the_loss_on_synthetic_pairs():
+    torch.manual_seed(0)
+    module = build_module()
+    data = synthetic_data(batch_size=4, random_size=None)
+    data.setup("fit")
+    content, style = next(iter(data.train_dataloader()))
+    assert content.shape == (4, 3, 32, 32) and style.shape[:2] == (4, 3)
+    optimizer = module.configure_optimizers()
+    losses = []
+    for _ in range(8):
+        embedding, targets = module.encode_styles(style)
+        loss = module.loss(module(content, embedding), content=content, style=targets)["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.predictor.parameters())
+
+
+def test_paired_data_holds_styles_out_and_draws_random_style_sizes(tmp_path):
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    for index in range(6):
+        save_image(pattern(40, 50, seed=index), folder / f"painting_{index}.png")
+    data = ContentDataModule(synthetic=8, size=32, crop=32, batch_size=4, workers=0, val_images=2,
+                             pair_styles=True,
+                             style={"path": str(folder), "size": 32, "crop": 24,
+                                    "random_size": [16, 20], "holdout": ["painting_4.png",
+                                                                         "painting_1"],
+                                    "grid_styles": 2})  # fmt: skip
+    data.setup("fit")
+    assert sorted(data.train_set.styles.dataset["name"]) == [
+        "painting_0.png", "painting_2.png", "painting_3.png", "painting_5.png"]  # fmt: skip
+    content, style = next(iter(data.train_dataloader()))
+    assert content.shape == (4, 3, 32, 32) and 16 <= style.shape[-1] <= 20
+    assert style.shape[-1] == style.shape[-2] and style.min() >= 0 and style.max() <= 1
+    (photos, grid, seen), = data.val_dataloader()  # fmt: skip
+    assert photos.shape == (2, 3, 32, 32) and grid.shape == (4, 3, 24, 24) and seen == 2
+    assert holdout_indices(["a.jpg", "b.jpg", "c.jpg"], 2, seed=0) == holdout_indices(
+        ["a.jpg", "b.jpg", "c.jpg"], 2, seed=0)  # fmt: skip
+    with pytest.raises(UserError, match="not in the style set"):
+        holdout_indices(["a.jpg"], ["z.jpg"], seed=0)
+    with pytest.raises(UserError, match="trains on style images"):
+        ContentDataModule(synthetic=4, pair_styles=True)
+
+
+def test_checkpoint_holds_the_networks_and_rebuilds_the_vgg_it_names(tmp_path):
+    torch.manual_seed(0)
+    module = build_module()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_top_k=0, save_last=True,
+                                 save_weights_only=True)  # fmt: skip
+    trainer = pl.Trainer(max_steps=2, logger=False, callbacks=[checkpoint],
+                         val_check_interval=2, check_val_every_n_epoch=None,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(module, datamodule=synthetic_data(batch_size=2))
+    assert (tmp_path / "images" / "step000002.png").is_file()
+    assert (tmp_path / "styles_holdout.txt").read_text().count("\n") == 2
+
+    raw = read_checkpoint(tmp_path / "last.ckpt")
+    assert {key.split(".")[0] for key in raw["state_dict"]} == {"transform", "predictor"}
+    assert not any("loss_network" in key for key in raw["state_dict"])
+    assert raw["hyper_parameters"]["loss_net"] == {"arch": "vgg16", "weights": "random"}
+    predictor, transform, hparams = load_arbitrary(tmp_path / "last.ckpt")
+    assert hparams["name"] == "arbitrary"
+    module.eval()
+    photo, style = torch.rand(1, 3, 29, 35), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(predictor(style), module.predictor(style))
+        code = predictor(style[:1])
+        torch.testing.assert_close(transform(photo, code), module.transform(photo, code))
+    parameters = sum(p.numel() for p in [*transform.parameters(), *predictor.parameters()])
+    assert (tmp_path / "last.ckpt").stat().st_size < 4 * parameters * 1.1 + 100_000
+
+
+def test_auto_weights_are_stored_as_the_source_they_resolved_to(offline_hub):
+    network = LossNetwork("vgg16", "auto")
+    assert resolved_loss_net(network, {"arch": "vgg16", "weights": "auto"}) == {
+        "arch": "vgg19", "weights": "caffe"}  # fmt: skip
+
+
+def test_wrong_checkpoint_kinds_and_settings_are_user_errors(tmp_path):
+    torch.save({"hyper_parameters": {"name": "fast"}, "state_dict": {}}, tmp_path / "fast.ckpt")
+    with pytest.raises(UserError, match="not an arbitrary-method checkpoint .*method=fast"):
+        load_arbitrary(tmp_path / "fast.ckpt")
+    torch.save({"hyper_parameters": {"name": "arbitrary"}}, tmp_path / "bare.ckpt")
+    with pytest.raises(UserError, match="lacks the settings"):
+        load_arbitrary(tmp_path / "bare.ckpt")
+    with pytest.raises(UserError, match="Unknown predictor backbone"):
+        build_module("method.predictor.backbone=resnet")
+    with pytest.raises(UserError, match="lr must be positive"):
+        build_module("method.lr=0")
