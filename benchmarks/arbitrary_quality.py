@@ -8,9 +8,10 @@
 
 Each of `--pairs` (photo, style) pairs per group (photos and styles cycled in order) is stylised
 by the checkpoint (style embedding and one forward pass, timed together) and scored by the fixed
-`StyleEvaluator` (the same score as `fast_quality.py`); the first `--basic-pairs` of each group are also run through the basic
-method for `--iterations` L-BFGS iterations. Prints mean content and style distances per group,
-and the unseen − seen gap (how well the predictor generalises to styles it never trained on).
+`StyleEvaluator` (the same score as `fast_quality.py`); the first `--basic-pairs` of each group
+are also run through the basic method for `--iterations` L-BFGS iterations. Prints the mean
+content and style distances per group, and the unseen − seen gap (how well the predictor
+generalises to styles it never trained on).
 A style argument is a glob, or several paths separated by newlines.
 """
 
