@@ -4,6 +4,7 @@
         [trainer=default|gpu] [trainer.max_steps=N] [logger=csv|none] [hydra.run.dir=DIR]
     python train.py method=fast style=path/to/painting.jpg      (any image)
     python train.py -m method=fast style=wave,candy              (a sweep)
+    python train.py method=arbitrary data=painter_by_numbers data.style.path=DIR   (any style)
 
 Every piece is a Hydra config group built with `hydra.utils.instantiate`: `data` (a
 LightningDataModule), `method` (a LightningModule), `trainer`, `logger` and `checkpoint`. The
@@ -79,7 +80,8 @@ def main(cfg: DictConfig) -> None:
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint)])
     trainer.fit(module, datamodule=datamodule)
     last = Path(cfg.checkpoint.dirpath) / "last.ckpt"
-    print(f"Wrote {last}\nStylise with: python stylize.py ckpt={last} input=PHOTO")
+    style = " style=PAINTING" if cfg.method.get("trains_on_styles") else ""
+    print(f"Wrote {last}\nStylise with: python stylize.py ckpt={last} input=PHOTO{style}")
 
 
 if __name__ == "__main__":
