@@ -81,6 +81,25 @@ def apply_speed_switches(cfg: DictConfig) -> None:
         cfg.method[switch] = True
 
 
+def build_logger(cfg: DictConfig):
+    """The `logger` group's logger, or False for logger=none; a missing package is a UserError."""
+    if not cfg.get("logger"):
+        return False
+    try:
+        return instantiate(cfg.logger)
+    except Exception as error:
+        cause = error
+        while cause is not None and not isinstance(cause, ImportError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        choice = HydraConfig.get().runtime.choices.logger if HydraConfig.initialized() else ""
+        raise UserError(
+            f"logger={choice or cfg.logger._target_} needs a package that is not installed "
+            f"({str(cause).splitlines()[0]}); pip install it, or pick another logger=."
+        ) from None
+
+
 def build_callbacks(cfg: DictConfig, logger) -> list[pl.Callback]:
     """The `callbacks` group and the checkpoint; the learning-rate monitor only with a logger."""
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
@@ -127,7 +146,7 @@ def main(cfg: DictConfig) -> None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.method, _convert_="all")
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    logger = build_logger(cfg)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=build_callbacks(cfg, logger))
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, cfg.run_dir, search_siblings=not is_multirun())
     announce(trainer, cfg, ckpt_path)
