@@ -148,7 +148,9 @@ def main(cfg: DictConfig) -> None:
     module = instantiate(cfg.method, _convert_="all")
     logger = build_logger(cfg)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=build_callbacks(cfg, logger))
-    ckpt_path = resolve_checkpoint(cfg.ckpt_path, cfg.run_dir, search_siblings=not is_multirun())
+    ckpt_path = resolve_checkpoint(
+        cfg.ckpt_path, cfg.checkpoint.dirpath, search_siblings=not is_multirun()
+    )
     announce(trainer, cfg, ckpt_path)
     for each in trainer.loggers:  # the whole resolved config, beside the method's own settings
         each.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

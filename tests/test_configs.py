@@ -5,6 +5,7 @@ import importlib.util
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from conftest import ASSETS, ROOT, load_script
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -52,6 +53,16 @@ def test_every_precision_instantiates(precision, tmp_path):
                        tmp_path=tmp_path)  # fmt: skip
     expected = {"32": "32-true", "16-mixed": "bf16-mixed"}.get(precision, precision)
     assert instantiate(cfg.trainer, logger=False).precision == expected  # no fp16 AMP on CPU
+
+
+def test_seed_with_the_deterministic_option(tmp_path):
+    cfg = train_config("seed=7", "trainer.deterministic=true", "trainer.accelerator=cpu",
+                       tmp_path=tmp_path)  # fmt: skip
+    try:
+        instantiate(cfg.trainer, logger=False)
+        assert torch.are_deterministic_algorithms_enabled() and cfg.data.seed == 7
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 @pytest.mark.parametrize("name", options("logger"))

@@ -131,10 +131,14 @@ def test_ckpt_path_last_finds_this_run_or_the_newest_sibling(tmp_path):
         (folder / "checkpoints").mkdir(parents=True)
         (folder / "checkpoints" / "last.ckpt").write_bytes(b"x")
     os.utime(old / "checkpoints" / "last.ckpt", (1, 1))
-    assert training.resolve_checkpoint(None, current, True) is None
-    assert training.resolve_checkpoint("last", current, True) == str(new / "checkpoints/last.ckpt")
-    assert training.resolve_checkpoint("last", old, True) == str(old / "checkpoints/last.ckpt")
-    assert training.resolve_checkpoint("last", current, False) is None  # a sweep job: start fresh
+    current_checkpoints = current / "checkpoints"
+    assert training.resolve_checkpoint(None, current_checkpoints, True) is None
+    newest = str(new / "checkpoints/last.ckpt")
+    assert training.resolve_checkpoint("last", current_checkpoints, True) == newest
+    own = str(old / "checkpoints/last.ckpt")
+    assert training.resolve_checkpoint("last", old / "checkpoints", True) == own
+    # A sweep job looks in its own folder only, and starts fresh there.
+    assert training.resolve_checkpoint("last", current_checkpoints, False) is None
     with pytest.raises(UserError, match="does not exist"):
         training.resolve_checkpoint(str(tmp_path / "nowhere.ckpt"), current, True)
 

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ThroughputMonitor
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
@@ -54,6 +54,15 @@ def batch_size(batch: Any) -> int:
     if isinstance(batch, list | tuple):
         batch = batch[0]
     return len(batch)
+
+
+class TrainingThroughput(ThroughputMonitor):
+    """Lightning's `ThroughputMonitor` for training only (`train/device/samples_per_sec`, and
+    `train/samples_per_sec` over all DDP processes): the parent logs validation throughput at the
+    validation batch index, which would scramble the step axis of every plot."""
+
+    def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 def log_image_grid(trainer: pl.Trainer, grid: Tensor, name: str = "val/images") -> None:
@@ -126,10 +135,10 @@ class StopOnNonFiniteLoss(pl.Callback):
         )
 
 
-def resolve_checkpoint(ckpt_path: str | None, run_dir: str | Path, search_siblings: bool):
+def resolve_checkpoint(ckpt_path: str | None, checkpoints: str | Path, search_siblings: bool):
     """The checkpoint to resume from for `ckpt_path=`: null (start fresh), a path, or `last`:
-    `<run dir>/checkpoints/last.ckpt`, else (with `search_siblings`, a single run) the newest
-    `last.ckpt` of the other runs in the run folder's parent (runs/<method>_<style>/*/), else
+    `last.ckpt` in this run's `checkpoints` folder, else (with `search_siblings`, a single run)
+    the newest `last.ckpt` of the other runs beside this one (runs/<method>_<style>/*/), else
     None, like Lightning's own `last`, so a requeued cluster job starts fresh the first time."""
     if ckpt_path is None:
         return None
@@ -137,11 +146,11 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: str | Path, search_siblin
         if not Path(ckpt_path).is_file():
             raise UserError(f"ckpt_path={ckpt_path} does not exist; pass a .ckpt file or last.")
         return str(ckpt_path)
-    run_dir = Path(run_dir)
-    own = run_dir / "checkpoints" / "last.ckpt"
-    if own.is_file():
-        return str(own)
-    siblings = list(run_dir.parent.glob("*/checkpoints/last.ckpt")) if search_siblings else []
+    checkpoints = Path(checkpoints)
+    if (checkpoints / "last.ckpt").is_file():
+        return str(checkpoints / "last.ckpt")
+    runs = checkpoints.parent.parent
+    siblings = list(runs.glob(f"*/{checkpoints.name}/last.ckpt")) if search_siblings else []
     return str(max(siblings, key=lambda path: path.stat().st_mtime)) if siblings else None
 
 
