@@ -1,14 +1,19 @@
 """Train a feed-forward style network: python train.py method=fast style=wave.
 
     python train.py method=fast style=wave [data=coco|imagefolder|synthetic] [data.path=DIR]
-        [trainer=default|gpu] [trainer.max_steps=N] [logger=csv|none] [hydra.run.dir=DIR]
+        [trainer=default|gpu|ddp] [trainer.max_steps=N] [logger=wandb|csv|tensorboard|none]
+        [trainer.precision=32|bf16-mixed|16-mixed] [compile=true] [channels_last=true]
+        [seed=N trainer.deterministic=true] [ckpt_path=last|PATH] [hydra.run.dir=DIR]
     python train.py method=fast style=path/to/painting.jpg      (any image)
-    python train.py -m method=fast style=wave,candy              (a sweep)
+    python train.py -m style=wave,candy method.style_weight=1e5,3e5   (a sweep: every combination)
+    python train.py trainer=ddp trainer.devices=4 [trainer.num_nodes=2]  (DDP; torchrun, SLURM)
     python train.py method=arbitrary data=painter_by_numbers data.style.path=DIR   (any style)
 
 Every piece is a Hydra config group built with `hydra.utils.instantiate`: `data` (a
-LightningDataModule), `method` (a LightningModule), `trainer`, `logger` and `checkpoint`. The
-basic and improved methods optimise one image and have nothing to train: use stylize.py.
+LightningDataModule), `method` (a LightningModule), `trainer`, `logger`, `callbacks` and
+`checkpoint`; the run plumbing (W&B mode, atomic checkpoints, NaN stop, resume) is in
+`nst.training`. The basic and improved methods optimise one image and have nothing to train: use
+stylize.py.
 """
 
 import sys
@@ -16,13 +21,19 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor
 
 from nst.errors import UserError, exit_on_user_error
 from nst.methods.common import quiet_lightning
+from nst.training import checkpoint_step, resolve_checkpoint, run_name
 
 STYLES = Path(__file__).parent / "conf" / "styles"
+SPEED_SWITCHES = ("compile", "channels_last")
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)  # sweep folder names
 
 
 def style_overrides(arguments: list[str]) -> list[str]:
@@ -61,6 +72,65 @@ def missing_keys(config: DictConfig, prefix: str = "") -> list[str]:
     return found
 
 
+def apply_speed_switches(cfg: DictConfig) -> None:
+    """Top-level `compile=true` / `channels_last=true` set the method's switch of that name."""
+    for switch in SPEED_SWITCHES:
+        if not cfg[switch]:
+            continue
+        if switch not in cfg.method:
+            raise UserError(f"method={cfg.method.name} has no {switch} switch; drop {switch}=.")
+        cfg.method[switch] = True
+
+
+def build_logger(cfg: DictConfig):
+    """The `logger` group's logger, or False for logger=none; a missing package is a UserError."""
+    if not cfg.get("logger"):
+        return False
+    try:
+        return instantiate(cfg.logger)
+    except Exception as error:
+        cause = error
+        while cause is not None and not isinstance(cause, ImportError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        choice = HydraConfig.get().runtime.choices.logger if HydraConfig.initialized() else ""
+        raise UserError(
+            f"logger={choice or cfg.logger._target_} needs a package that is not installed "
+            f"({str(cause).splitlines()[0]}); pip install it, or pick another logger=."
+        ) from None
+
+
+def build_callbacks(cfg: DictConfig, logger) -> list[pl.Callback]:
+    """The `callbacks` group and the checkpoint; the learning-rate monitor only with a logger."""
+    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
+    if not logger:
+        callbacks = [item for item in callbacks if not isinstance(item, LearningRateMonitor)]
+    return [*callbacks, instantiate(cfg.checkpoint)]
+
+
+def is_multirun() -> bool:
+    """True inside a Hydra sweep job (`python train.py -m …`)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def announce(trainer: pl.Trainer, cfg: DictConfig, ckpt_path: str | None) -> None:
+    """Print, once, the images per optimiser step over all processes and where training starts."""
+    if not trainer.is_global_zero:
+        return
+    per_device, world = cfg.data.batch_size, trainer.world_size
+    accumulate = trainer.accumulate_grad_batches
+    batch = per_device * world * accumulate
+    lr = cfg.method.get("lr")
+    print(
+        f"Training {cfg.method.name}: {world} process(es) × {per_device} images"
+        + (f" × {accumulate} accumulated" if accumulate > 1 else "")
+        + f" = {batch} images per step"
+        + (f", lr {lr}" if lr is not None else "")
+        + (f"; resuming from {ckpt_path} (step {checkpoint_step(ckpt_path)})" if ckpt_path else "")
+    )
+
+
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
@@ -73,15 +143,26 @@ def main(cfg: DictConfig) -> None:
     if missing:
         raise UserError(f"{missing[0]} needs a value: add {missing[0]}=… to the command.")
     quiet_lightning()
+    apply_speed_switches(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.method, _convert_="all")
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint)])
-    trainer.fit(module, datamodule=datamodule)
-    last = Path(cfg.checkpoint.dirpath) / "last.ckpt"
-    style = " style=PAINTING" if cfg.method.get("trains_on_styles") else ""
-    print(f"Wrote {last}\nStylise with: python stylize.py ckpt={last} input=PHOTO{style}")
+    logger = build_logger(cfg)
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=build_callbacks(cfg, logger))
+    ckpt_path = resolve_checkpoint(
+        cfg.ckpt_path, cfg.checkpoint.dirpath, search_siblings=not is_multirun()
+    )
+    announce(trainer, cfg, ckpt_path)
+    for each in trainer.loggers:  # the whole resolved config, beside the method's own settings
+        each.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if trainer.world_size > 1:
+        print(f"rank {trainer.global_rank} of {trainer.world_size} stopped at step "
+              f"{trainer.global_step}")  # fmt: skip
+    if trainer.is_global_zero:
+        last = Path(cfg.checkpoint.dirpath) / "last.ckpt"
+        style = " style=PAINTING" if cfg.method.get("trains_on_styles") else ""
+        print(f"Wrote {last}\nStylise with: python stylize.py ckpt={last} input=PHOTO{style}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Options are the same names as on the command line (`conf/stylize.yaml` and `conf
 composed by Hydra, so the defaults have one home: the YAML files.
 """
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def method_config(cfg: DictConfig) -> DictConfig:
     return method
 
 
+def warn_about_precision(cfg: DictConfig) -> None:
+    """basic/improved optimise in 32-bit: say so when `precision=` asks for bf16/fp16."""
+    if cfg.precision not in ("fp32", "bf16", "fp16"):
+        raise UserError(f"Unknown precision '{cfg.precision}'; use fp32, bf16 or fp16.")
+    if cfg.precision != "fp32":
+        print(
+            f"note: method={cfg.method.name} runs in 32-bit (Lightning has no mixed precision "
+            f"for L-BFGS); precision={cfg.precision} applies to trained networks (ckpt=).",
+            file=sys.stderr,
+        )
+
+
 def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Tensor:
     """Stylise one content image as a composed `stylize` config says; returns 1×3×H×W."""
     from nst.methods.basic import build_loss, optimize_image
@@ -76,6 +89,7 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
     if cfg.method.name in ("basic", "improved"):
         if not styles:
             raise UserError(f"method={cfg.method.name} needs a style image: add style=PATH.")
+        warn_about_precision(cfg)
         build = build_improved_loss if cfg.method.name == "improved" else build_loss
         return optimize_image(
             content,

@@ -7,18 +7,16 @@ Johnson et al. against that pair, so at test time any painting, seen or not, is 
 pass of P and one of T. The default P reads the frozen VGG loss network (`nst.predictors`).
 """
 
-from pathlib import Path
-
 import pytorch_lightning as pl
 import torch
 import torchvision
 from torch import Tensor
 
 from nst.errors import UserError
-from nst.image import save_image
 from nst.methods.basic import build_loss
 from nst.networks import ConditionalTransformNet
 from nst.predictors import VGGPredictor, build_predictor
+from nst.training import log_image_grid
 from nst.vgg import LossNetwork
 
 
@@ -136,11 +134,7 @@ class ArbitraryStyle(pl.LightningModule):
         grid = torchvision.utils.make_grid(
             torch.cat(rows).float().clamp(0, 1), nrow=len(styles) + 1
         )
-        folder = Path(self.trainer.default_root_dir) / "images"
-        folder.mkdir(parents=True, exist_ok=True)
-        save_image(grid.unsqueeze(0), folder / f"step{self.global_step:06d}.png")
-        if hasattr(self.logger, "log_image"):
-            self.logger.log_image("val/images", [grid], step=self.global_step)
+        log_image_grid(self.trainer, grid)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         parameters = [*self.transform.parameters(), *self.predictor.parameters()]

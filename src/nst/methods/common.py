@@ -33,3 +33,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+    warnings.filterwarnings("ignore", message=".*`flops_per_batch`.*")  # images/s is enough
+    warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")  # run dir has .hydra
+    # A resume mid-epoch reshuffles the photos: harmless for training on random crops.
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")

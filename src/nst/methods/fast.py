@@ -6,17 +6,16 @@ the style image (Gram matrices at relu1_2, relu2_2, relu3_3, relu4_3), plus tota
 Adam trains W on batches of photos. Stylising is then one forward pass (`nst.inference`).
 """
 
-from pathlib import Path
-
 import pytorch_lightning as pl
 import torch
 import torchvision
 from torch import Tensor
 
 from nst.errors import UserError
-from nst.image import load_image, save_image
+from nst.image import load_image
 from nst.methods.basic import build_loss, check_style_weights
 from nst.networks import TransformNet
+from nst.training import log_image_grid
 from nst.vgg import LossNetwork
 
 
@@ -89,7 +88,8 @@ class FastStyle(pl.LightningModule):
         """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
         output = self(content)
         terms = self.loss(output, content=content.contiguous(memory_format=self.memory_format))
-        self.log_dict({f"{prefix}/{name}": value for name, value in terms.items()})
+        logged = {f"{prefix}/{name}": value for name, value in terms.items()}
+        self.log_dict(logged, sync_dist=prefix == "val")  # val: averaged over DDP processes
         return output, terms
 
     def training_step(self, content: Tensor, batch_index: int) -> Tensor:
@@ -103,13 +103,9 @@ class FastStyle(pl.LightningModule):
             self.save_grid(content, output)
 
     def save_grid(self, content: Tensor, output: Tensor) -> None:
-        """Photos above their stylised versions: `<run dir>/images/step<N>.png` and the logger."""
+        """Photos above their stylised versions: `<run dir>/images/step<N>.png` and the loggers."""
         grid = torchvision.utils.make_grid(torch.cat([content, output]).float(), nrow=len(content))
-        folder = Path(self.trainer.default_root_dir) / "images"
-        folder.mkdir(parents=True, exist_ok=True)
-        save_image(grid.unsqueeze(0), folder / f"step{self.global_step:06d}.png")
-        if hasattr(self.logger, "log_image"):
-            self.logger.log_image("val/images", [grid], step=self.global_step)
+        log_image_grid(self.trainer, grid)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.transform.parameters(), lr=self.hparams.lr)
