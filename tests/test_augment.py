@@ -135,6 +135,8 @@ def test_composes_in_v2_compose_and_a_dataloader(make):
                             torch.stack([item[0] for item in items])))  # fmt: skip
     batches = list(loader)
     assert [batch.shape for batch in batches] == [(2, 3, 20, 24)] * 2
+    with pytest.raises(UserError, match="needs 3×H×W or N×3×H×W RGB"):
+        make(p=0.0)(image[:1])
     with pytest.raises(UserError, match="v2.ToImage"):
         augment(v2.ToPILImage()(image))
 
@@ -182,10 +184,13 @@ def test_paintings_as_folder_batch_list_or_saved_file_agree(checkpoint, fitted, 
     assert fitted.cholesky.diag().gt(0).all()
 
 
-def test_missing_distribution_is_one_clear_sentence(checkpoint, tmp_path):
+def test_missing_or_wrong_distribution_is_one_clear_sentence(checkpoint, fitted, tmp_path):
     with pytest.raises(UserError, match="holds no style distribution; pass paintings="):
         StyleAugment.from_checkpoint(checkpoint)
     with pytest.raises(UserError, match="Painting folder not found"):
         StyleAugment.from_checkpoint(checkpoint, tmp_path / "missing")
+    wrong = {"mean": torch.zeros(3), "cholesky": torch.eye(3)}
+    with pytest.raises(UserError, match="fit it again"):
+        StyleAugment(fitted.predictor, fitted.network, wrong)
     with pytest.raises(UserError, match="holds no images"):
         StyleAugment.from_checkpoint(checkpoint, tmp_path)

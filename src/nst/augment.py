@@ -102,6 +102,12 @@ class StyleAugment(v2.Transform):
             raise UserError(f"strength must be in [0, 1] or a range (low, high) in it: {strength}.")
         if not 0.0 <= p <= 1.0:
             raise UserError(f"p (the chance of augmenting an image) must be in [0, 1], got {p}.")
+        if distribution["mean"].numel() != transform.style_params.in_features:
+            raise UserError(
+                f"The style distribution has {distribution['mean'].numel()} dimensions but the "
+                f"network's embeddings {transform.style_params.in_features}; fit it again with "
+                "this checkpoint's paintings."
+            )
         self.predictor, self.network = predictor.eval(), transform.eval()
         self.register_buffer("mean", distribution["mean"].float().reshape(-1))
         self.register_buffer("cholesky", distribution["cholesky"].float())
@@ -162,6 +168,7 @@ class StyleAugment(v2.Transform):
             raise UserError("StyleAugment works on tensors; put v2.ToImage() before it.")
 
     def uniform(self, count: int) -> Tensor:
+        """`count` draws from U(0, 1) with the transform's generator."""
         return torch.rand(count, generator=self.worker_generator())
 
     def worker_generator(self) -> torch.Generator | None:
@@ -185,13 +192,13 @@ class StyleAugment(v2.Transform):
 
     def transform(self, inpt: Tensor, params: dict) -> Tensor:
         """Restyle the chosen images of `inpt` (3×H×W or N×3×H×W) in one batch."""
-        chosen = params["chosen"]
-        if not chosen.any():
-            return inpt
         images = inpt if inpt.dim() == 4 else inpt.unsqueeze(0)
         if images.dim() != 4 or images.shape[1] != 3:
             raise UserError(f"StyleAugment needs 3×H×W or N×3×H×W RGB images, got {inpt.shape}.")
         check_image_size(images, "The image to augment")
+        chosen = params["chosen"]
+        if not chosen.any():
+            return inpt
         floats = images.as_subclass(Tensor).float()
         if not images.is_floating_point():
             floats = floats / 255
