@@ -131,6 +131,21 @@ def announce(trainer: pl.Trainer, cfg: DictConfig, ckpt_path: str | None) -> Non
     )
 
 
+def check_named_style(cfg: DictConfig) -> None:
+    """A named style (style=wave) whose image is not in `style_dir` stops with a hint."""
+    style = cfg.get("style")
+    if not style or OmegaConf.is_missing(style, "image"):
+        return
+    images = [style.image] if isinstance(style.image, str) else list(style.image)
+    for image in images:
+        if str(image).startswith(str(cfg.style_dir)) and not Path(image).is_file():
+            raise UserError(
+                f"style={style.name} needs its image {Path(image).name} in style_dir "
+                f"({cfg.style_dir}); set style_dir=DIR or NST_STYLE_DIR to its folder, or pass "
+                "style=PATH to any image."
+            )
+
+
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
@@ -142,6 +157,7 @@ def main(cfg: DictConfig) -> None:
     missing = missing_keys(cfg)
     if missing:
         raise UserError(f"{missing[0]} needs a value: add {missing[0]}=… to the command.")
+    check_named_style(cfg)
     quiet_lightning()
     apply_speed_switches(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

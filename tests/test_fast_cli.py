@@ -151,6 +151,7 @@ def test_every_bad_checkpoint_use_exits_2_and_writes_nothing(checkpoint, tmp_pat
         (["method=fast", "style=wave", "data=imagefolder", "data.path=/nowhere"], "Cannot load"),
         (["method=fast", "style=wave", "data=imagefolder"], "data.path needs a value"),
         (["method=fast", "style=file"], "style.name needs a value"),
+        (["method=fast", "style=wave", "style_dir=/nowhere"], "set style_dir=DIR"),
     ],
 )
 def test_train_bad_input_exits_2(overrides, message, capsys, tmp_path):
