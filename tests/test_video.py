@@ -220,10 +220,12 @@ def test_fast_training_logs_the_stability_term_only_when_switched_on():
     from test_fast import build_module
 
     content = torch.rand(2, 3, 32, 32)
+    module = build_module()
+    module.setup("fit")
+    module.log_dict = lambda *args, **kwargs: None
+    assert module.hparams.stability_weight == 0  # off by default: the paper's loss
     for weight, present in ((0.0, False), (10.0, True)):
-        module = build_module(f"method.stability_weight={weight}")
-        module.setup("fit")
-        module.log_dict = lambda *args, **kwargs: None
+        module.hparams.stability_weight = weight
         _, terms = module.step(content, "train")
         assert ("stability" in terms) == present
         if present:
