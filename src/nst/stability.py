@@ -10,6 +10,9 @@ with W a random small affine warp (shift, rotation, zoom) and Δ ~ N(0, σ²) pe
 (shift = rotation = zoom = 0) gives the noise-stability loss ‖T(x + Δ) − T(x)‖² (Rainy & de
 Berker 2018); no noise gives pure warp equivariance. The squared error and the magnitudes are
 nst's choices: the paper's exact form is not confirmed (METHODS.md), so they are settings.
+
+`stability_loss` takes the network as a plain function of the image, so a conditional network
+(the arbitrary method) passes `lambda images: network(images, style_embedding)`.
 """
 
 import math
