@@ -6,7 +6,7 @@ checkpoint never runs code, and rebuilt without Lightning or the VGG, so start-u
 """
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -176,6 +176,24 @@ def stylize_batch(
     with autocast(device, precision):
         output = network(images)
     return output.float().cpu()
+
+
+def batch_stylizer(
+    network: TransformNet, device: torch.device, precision: str = "fp32"
+) -> Callable[[Tensor], Tensor]:
+    """A function stylising N×3×H×W float batches already on `device`, output float there.
+
+    The network is `prepare`d once; this is the `nst.video.Stylizer` of the fast method.
+    """
+    network = prepare(network, device)
+    autocast(device, precision)  # an unknown precision fails now, before a video is opened
+
+    @torch.inference_mode()
+    def stylize(images: Tensor) -> Tensor:
+        with autocast(device, precision):
+            return network(images.contiguous(memory_format=torch.channels_last)).float()
+
+    return stylize
 
 
 def same_size_batches(

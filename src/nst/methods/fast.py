@@ -15,6 +15,7 @@ from nst.errors import UserError
 from nst.image import load_image
 from nst.methods.basic import build_loss, check_style_weights
 from nst.networks import TransformNet
+from nst.stability import stability_loss
 from nst.training import log_image_grid
 from nst.vgg import LossNetwork
 
@@ -29,9 +30,11 @@ class FastStyle(pl.LightningModule):
     """Trains a `TransformNet` for one style (Johnson et al. 2016, §3, eq. 3 with λ_TV).
 
     Loss: λ_c·ℓ_feat(relu2_2) + λ_s·Σ_j ℓ_style(j) + λ_TV·TV, with the relative losses of
-    `nst.losses`. The VGG and the style's Gram targets are non-persistent buffers, so the
-    checkpoint's `state_dict` is the transform network alone; the init arguments (plain Python
-    values) are its `hyper_parameters`, which is all `nst.inference` needs to rebuild it.
+    `nst.losses`, plus λ_stab·L_stab, the flow-free temporal stability loss of `nst.stability`
+    (Wang et al. 2020) when `stability_weight` > 0, logged as the term `stability`. The VGG and
+    the style's Gram targets are non-persistent buffers, so the checkpoint's `state_dict` is the
+    transform network alone; the init arguments (plain Python values) are its
+    `hyper_parameters`, which is all `nst.inference` needs to rebuild it.
     """
 
     def __init__(
@@ -51,6 +54,11 @@ class FastStyle(pl.LightningModule):
         lr: float,
         channels_last: bool = False,
         compile: bool = False,
+        stability_weight: float = 0.0,
+        stability_noise: float = 0.0,
+        stability_shift: float = 0.0,
+        stability_rotation: float = 0.0,
+        stability_zoom: float = 0.0,
     ):
         super().__init__()
         if not style:
@@ -62,8 +70,13 @@ class FastStyle(pl.LightningModule):
                             ("lr", lr)):  # fmt: skip
             if value <= 0:
                 raise UserError(f"method.{knob} must be positive, got {value}.")
-        if tv_weight < 0:
-            raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
+        for knob, value in (("tv_weight", tv_weight), ("stability_weight", stability_weight),
+                            ("stability_noise", stability_noise),
+                            ("stability_shift", stability_shift),
+                            ("stability_rotation", stability_rotation),
+                            ("stability_zoom", stability_zoom)):  # fmt: skip
+            if value < 0:
+                raise UserError(f"method.{knob} must be zero or positive, got {value}.")
         check_style_weights(style_paths(style), style.get("blend"))
         self.save_hyperparameters()
         self.transform = TransformNet(**network)
@@ -88,9 +101,19 @@ class FastStyle(pl.LightningModule):
         """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
         output = self(content)
         terms = self.loss(output, content=content.contiguous(memory_format=self.memory_format))
+        if self.hparams.stability_weight > 0:
+            terms["stability"] = self.hparams.stability_weight * self.stability(content, output)
+            terms["total"] = terms["total"] + terms["stability"]
         logged = {f"{prefix}/{name}": value for name, value in terms.items()}
         self.log_dict(logged, sync_dist=prefix == "val")  # val: averaged over DDP processes
         return output, terms
+
+    def stability(self, content: Tensor, output: Tensor) -> Tensor:
+        """The unweighted temporal stability loss of the batch (`nst.stability`)."""
+        hparams = self.hparams
+        return stability_loss(self, content, output, hparams.stability_noise,
+                              hparams.stability_shift, hparams.stability_rotation,
+                              hparams.stability_zoom)  # fmt: skip
 
     def training_step(self, content: Tensor, batch_index: int) -> Tensor:
         _, terms = self.step(content, "train")
