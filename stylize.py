@@ -127,8 +127,8 @@ def stylize_folder(cfg: DictConfig, network, style: str) -> None:
 def stylize_video_file(cfg: DictConfig, network, style: str) -> None:
     """Stylise the video `cfg.input` frame by frame into an H.264 video with the source's audio.
 
-    `nst.video.stylize_video` takes any batch-stylising callable: the arbitrary method would pass
-    its network with the style embedding bound here instead of `batch_stylizer(network, …)`.
+    `network` is a fast-method `TransformNet` or an arbitrary-method `StyledTransform` (the
+    style embedding computed once); either maps a batch of frames to stylised frames.
     """
     from nst.inference import batch_stylizer
     from nst.methods.common import torch_device
@@ -200,14 +200,15 @@ def stylize_with_arbitrary(cfg: DictConfig) -> None:
     if cfg.export is not None:
         return export_arbitrary(cfg)
     if OmegaConf.is_missing(cfg, "input"):
-        raise UserError("No input: add input=PATH (an image or a folder of images).")
+        raise UserError("No input: add input=PATH (an image, a folder of images or a video).")
     styles = style_list(cfg.style)
     if not styles:
         raise UserError(f"{cfg.ckpt} stylises with any style image: add style=PATH.")
     check_style_weights(styles, cfg.style_weights)
     name = "+".join(stem(style) for style in styles)
     folder = Path(str(cfg.input)).is_dir()
-    if not folder:
+    video = not folder and is_video(str(cfg.input))
+    if not folder and not video:
         input_path = str(cfg.input)
         output = Path(cfg.output or default_output(input_path, styles, cfg.overwrite))
         check_output(output, [input_path, *styles], cfg.overwrite)
@@ -216,6 +217,8 @@ def stylize_with_arbitrary(cfg: DictConfig) -> None:
     network = arbitrary_network(cfg.ckpt, style_images, weights, cfg.strength, cfg.style_size)
     if folder:
         return stylize_folder(cfg, network, name)
+    if video:
+        return stylize_video_file(cfg, network, name)
     save_image(stylize_image(network, as_tensor(input_path), cfg.size, cfg.device, cfg.precision),
                output)  # fmt: skip
     print(f"Wrote {output}")

@@ -73,3 +73,27 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
 def write_pil(path: Path, image: Image.Image, **save_options) -> Path:
     image.save(path, **save_options)
     return path
+
+
+def tiny_arbitrary_checkpoint(path: Path, embedding: int = 8) -> Path:
+    """A tiny arbitrary-method checkpoint with random weights, laid out as train.py writes one."""
+    from nst.networks import ConditionalTransformNet
+    from nst.predictors import VGGPredictor
+    from nst.vgg import LossNetwork
+
+    torch.manual_seed(0)
+    predictor_settings = {"backbone": "vgg", "layers": ["relu1_2", "relu2_2"], "hidden": 16,
+                          "embedding_size": embedding, "pretrained": False}  # fmt: skip
+    network_settings = {"channels": 4, "residual_blocks": 1, "encoder_norm": "instance"}
+    predictor = VGGPredictor(LossNetwork("vgg16", "random"), predictor_settings["layers"],
+                             embedding, hidden=16)  # fmt: skip
+    transform = ConditionalTransformNet(**network_settings, embedding_size=embedding)
+    with torch.no_grad():  # strong style slopes, so different embeddings give different images
+        transform.style_params.weight.normal_(0.0, 1.0)
+    state = {f"predictor.{key}": value for key, value in predictor.state_dict().items()}
+    state |= {f"transform.{key}": value for key, value in transform.state_dict().items()}
+    hparams = {"name": "arbitrary", "loss_net": {"arch": "vgg16", "weights": "random"},
+               "pooling": "avg", "predictor": predictor_settings,
+               "network": network_settings}  # fmt: skip
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
+    return path

@@ -243,3 +243,20 @@ def test_wrong_checkpoint_kinds_and_settings_are_user_errors(tmp_path):
         build_module("method.predictor.backbone=resnet")
     with pytest.raises(UserError, match="lr must be positive"):
         build_module("method.lr=0")
+
+
+def test_the_stability_term_joins_the_loss_only_when_switched_on():
+    module = build_module("method.network.channels=8", "method.network.residual_blocks=1")
+    logged = {}
+    module.log_dict = lambda values, **kwargs: logged.update(values)
+    module.log = lambda *args, **kwargs: None
+    batch = (torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    module.training_step(batch, 0)
+    assert "train/stability" not in logged  # off by default: the paper's loss
+    module.hparams.stability_weight = 10.0
+    total = module.training_step(batch, 0)
+    assert logged["train/stability"] > 0
+    rest = logged["train/content"] + logged["train/style"] + logged["train/tv"]
+    assert torch.allclose(total, rest + logged["train/stability"])
+    with pytest.raises(UserError, match="stability_zoom must be zero or positive"):
+        build_module("method.stability_zoom=-1")

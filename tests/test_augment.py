@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import pattern
+from conftest import pattern, tiny_arbitrary_checkpoint
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -12,9 +12,7 @@ from torchvision.transforms import v2
 from nst.augment import StyleAugment, fit_distribution, painting_embeddings
 from nst.errors import UserError
 from nst.image import save_image
-from nst.networks import ConditionalTransformNet
-from nst.predictors import VGGPredictor, resize_for_predictor
-from nst.vgg import LossNetwork
+from nst.predictors import resize_for_predictor
 
 EMBEDDING = 8
 SIZE = 32  # the predictor's input size: tiny, for speed
@@ -22,25 +20,7 @@ SIZE = 32  # the predictor's input size: tiny, for speed
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A tiny arbitrary-method checkpoint with random weights, as train.py lays one out."""
-    torch.manual_seed(0)
-    layers = ["relu1_2", "relu2_2"]
-    predictor_settings = {"backbone": "vgg", "layers": layers, "embedding_size": EMBEDDING,
-                          "hidden": 16, "pretrained": False}  # fmt: skip
-    network_settings = {"channels": 4, "residual_blocks": 1, "encoder_norm": "instance"}
-    predictor = VGGPredictor(LossNetwork("vgg16", "random"), predictor_settings["layers"],
-                             EMBEDDING, hidden=16)  # fmt: skip
-    transform = ConditionalTransformNet(**network_settings, embedding_size=EMBEDDING)
-    with torch.no_grad():  # strong style slopes, so different embeddings give different images
-        transform.style_params.weight.normal_(0.0, 1.0)
-    state = {f"predictor.{key}": value for key, value in predictor.state_dict().items()}
-    state |= {f"transform.{key}": value for key, value in transform.state_dict().items()}
-    hparams = {"name": "arbitrary", "loss_net": {"arch": "vgg16", "weights": "random"},
-               "pooling": "avg", "predictor": predictor_settings,
-               "network": network_settings}  # fmt: skip
-    path = tmp_path_factory.mktemp("augment") / "tiny.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
-    return path
+    return tiny_arbitrary_checkpoint(tmp_path_factory.mktemp("augment") / "tiny.ckpt", EMBEDDING)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,11 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, load_script, script_env
+from conftest import ROOT, load_script, pattern, script_env, tiny_arbitrary_checkpoint
 
 from nst.api import compose_config
 from nst.errors import UserError
+from nst.image import save_image
 from nst.inference import batch_stylizer, load_network
 from nst.networks import TransformNet
 from nst.stability import random_affine, stability_loss, warp
@@ -96,6 +97,16 @@ def test_a_video_round_trip_keeps_frames_size_rate_and_audio(checkpoint, tmp_pat
     assert np.abs((output["pixels"] - expected) @ luma).mean() < 6
     assert np.abs((output["pixels"] - source["pixels"].astype(float)) @ luma).mean() > 20
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4", "clip_wave.mp4"]
+
+
+def test_an_arbitrary_checkpoint_stylises_a_video_with_any_style(tmp_path):
+    network = tiny_arbitrary_checkpoint(tmp_path / "arbitrary.ckpt")
+    style = save_image(pattern(24, 24, seed=3), tmp_path / "painting.png")
+    clip = write_video(tmp_path / "clip.mp4", frames=6)
+    stylize(f"ckpt={network}", f"input={clip}", f"style={style}", "batch_size=4")
+    output = probe(tmp_path / "clip_painting.mp4")
+    assert output["frames"] == 6 and output["size"] == (48, 32) and output["audio"] == "aac"
+    assert np.abs(output["pixels"].astype(float) - probe(clip)["pixels"]).mean() > 5
 
 
 def test_audio_the_container_cannot_hold_is_transcoded_to_aac(checkpoint, tmp_path):

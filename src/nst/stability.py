@@ -16,11 +16,13 @@ nst's choices: the paper's exact form is not confirmed (METHODS.md), so they are
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from nst.errors import UserError
 
 VALID = 0.999  # a pixel counts when its warp samples (almost) only from inside the image
 
@@ -81,3 +83,26 @@ def stability_loss(
     difference = (transform(perturbed) - warp(output, theta)).float().square()
     inside = warp(torch.ones_like(content[:, :1]), theta, padding="zeros") > VALID
     return (difference * inside).sum() / (inside.sum() * content.shape[1]).clamp(min=1)
+
+
+STABILITY_KNOBS = ("stability_weight", "stability_noise", "stability_shift", "stability_rotation",
+                   "stability_zoom")  # fmt: skip
+
+
+def check_stability_settings(settings: Mapping) -> None:
+    """Each `stability_*` setting of a method config must be zero or positive."""
+    for knob in STABILITY_KNOBS:
+        if settings[knob] < 0:
+            raise UserError(f"method.{knob} must be zero or positive, got {settings[knob]}.")
+
+
+def add_stability_term(terms: dict[str, Tensor], transform: Callable[[Tensor], Tensor],
+                       content: Tensor, output: Tensor, settings: Mapping) -> None:  # fmt: skip
+    """Add λ_stab·L_stab as the term `stability` (and to `total`) when `stability_weight` > 0."""
+    if settings["stability_weight"] <= 0:
+        return
+    loss = stability_loss(transform, content, output, settings["stability_noise"],
+                          settings["stability_shift"], settings["stability_rotation"],
+                          settings["stability_zoom"])  # fmt: skip
+    terms["stability"] = settings["stability_weight"] * loss
+    terms["total"] = terms["total"] + terms["stability"]

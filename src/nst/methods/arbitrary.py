@@ -7,6 +7,8 @@ Johnson et al. against that pair, so at test time any painting, seen or not, is 
 pass of P and one of T. The default P reads the frozen VGG loss network (`nst.predictors`).
 """
 
+from functools import partial
+
 import pytorch_lightning as pl
 import torch
 import torchvision
@@ -16,6 +18,7 @@ from nst.errors import UserError
 from nst.methods.basic import build_loss
 from nst.networks import ConditionalTransformNet
 from nst.predictors import VGGPredictor, build_predictor
+from nst.stability import add_stability_term, check_stability_settings
 from nst.training import log_image_grid
 from nst.vgg import LossNetwork
 
@@ -31,7 +34,8 @@ class ArbitraryStyle(pl.LightningModule):
     """Trains a style predictor P and a CIN transfer network T (Ghiasi et al. 2017, §3, eq. 4).
 
     Loss per pair: λ_c·ℓ_content(T(c, P(s)), c) + λ_s·ℓ_style(T(c, P(s)), s) + λ_TV·TV, the
-    perceptual loss of the fast method with one style target per batch element (`nst.losses`).
+    perceptual loss of the fast method with one style target per batch element (`nst.losses`),
+    plus λ_stab·L_stab (`nst.stability`, for video) when `stability_weight` > 0.
     The VGG is a non-persistent buffer shared by the loss and the default predictor, so the
     checkpoint's `state_dict` is T and P's trainable part; `hyper_parameters` say which VGG
     (arch and resolved weight source) P needs at stylise time.
@@ -55,6 +59,11 @@ class ArbitraryStyle(pl.LightningModule):
         trains_on_styles: bool = True,
         channels_last: bool = False,
         compile: bool = False,
+        stability_weight: float = 0.0,
+        stability_noise: float = 0.0,
+        stability_shift: float = 0.0,
+        stability_rotation: float = 0.0,
+        stability_zoom: float = 0.0,
     ):
         super().__init__()
         for knob, value in (("content_weight", content_weight), ("style_weight", style_weight),
@@ -64,6 +73,7 @@ class ArbitraryStyle(pl.LightningModule):
         if tv_weight < 0:
             raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
         self.save_hyperparameters()
+        check_stability_settings(self.hparams)
         loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
         self.hparams.loss_net = resolved_loss_net(loss_network, loss_net)
         self.loss = build_loss(self.hparams, loss_network)
@@ -96,7 +106,9 @@ class ArbitraryStyle(pl.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
         content, style = batch
         embedding, targets = self.encode_styles(style)
-        terms = self.loss(self(content, embedding), content=content, style=targets)
+        output = self(content, embedding)
+        terms = self.loss(output, content=content, style=targets)
+        add_stability_term(terms, partial(self, embedding=embedding), content, output, self.hparams)
         self.log_dict({f"train/{name}": value for name, value in terms.items()})
         self.log("loss", terms["total"], prog_bar=True, logger=False)
         return terms["total"]

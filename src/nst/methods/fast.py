@@ -15,7 +15,7 @@ from nst.errors import UserError
 from nst.image import load_image
 from nst.methods.basic import build_loss, check_style_weights
 from nst.networks import TransformNet
-from nst.stability import stability_loss
+from nst.stability import add_stability_term, check_stability_settings
 from nst.training import log_image_grid
 from nst.vgg import LossNetwork
 
@@ -70,15 +70,11 @@ class FastStyle(pl.LightningModule):
                             ("lr", lr)):  # fmt: skip
             if value <= 0:
                 raise UserError(f"method.{knob} must be positive, got {value}.")
-        for knob, value in (("tv_weight", tv_weight), ("stability_weight", stability_weight),
-                            ("stability_noise", stability_noise),
-                            ("stability_shift", stability_shift),
-                            ("stability_rotation", stability_rotation),
-                            ("stability_zoom", stability_zoom)):  # fmt: skip
-            if value < 0:
-                raise UserError(f"method.{knob} must be zero or positive, got {value}.")
+        if tv_weight < 0:
+            raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
         check_style_weights(style_paths(style), style.get("blend"))
         self.save_hyperparameters()
+        check_stability_settings(self.hparams)
         self.transform = TransformNet(**network)
         loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
         self.loss = build_loss(self.hparams, loss_network)
@@ -101,19 +97,10 @@ class FastStyle(pl.LightningModule):
         """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
         output = self(content)
         terms = self.loss(output, content=content.contiguous(memory_format=self.memory_format))
-        if self.hparams.stability_weight > 0:
-            terms["stability"] = self.hparams.stability_weight * self.stability(content, output)
-            terms["total"] = terms["total"] + terms["stability"]
+        add_stability_term(terms, self, content, output, self.hparams)
         logged = {f"{prefix}/{name}": value for name, value in terms.items()}
         self.log_dict(logged, sync_dist=prefix == "val")  # val: averaged over DDP processes
         return output, terms
-
-    def stability(self, content: Tensor, output: Tensor) -> Tensor:
-        """The unweighted temporal stability loss of the batch (`nst.stability`)."""
-        hparams = self.hparams
-        return stability_loss(self, content, output, hparams.stability_noise,
-                              hparams.stability_shift, hparams.stability_rotation,
-                              hparams.stability_zoom)  # fmt: skip
 
     def training_step(self, content: Tensor, batch_index: int) -> Tensor:
         _, terms = self.step(content, "train")
