@@ -74,7 +74,7 @@ def training_rate(variant, size: int, batch: int, steps: int, device: torch.devi
     dtype, channels_last, compiled, tf32 = variant
     set_tf32(tf32)
     cfg = compose_config("train", [
-        "method=fast", "style=wave", "loss_net.weights=random", f"style_dir={STYLE}",
+        "method=fast", "styles@style=wave", "loss_net.weights=random", f"style_dir={STYLE}",
         f"method.channels_last={channels_last}", f"method.compile={compiled}",
     ])  # fmt: skip
     module = instantiate(cfg.method, _convert_="all")
