@@ -8,10 +8,12 @@ method's defaults from conf/method/*.yaml; an "… alone" row is `method=improve
 improvement switched on. Content and style distances come from `nst.evaluate.StyleEvaluator`
 (VGG19 Gram distance over relu1_1…relu5_1, content distance at relu4_2: the same for every
 row, whatever loss the row optimised); seconds per iteration are timed after two warm-up steps.
-Pairs are paths relative to ../shared/assets/images (or absolute), `content:style`.
+Pairs are paths relative to ../shared/assets/images (or absolute), `content:style`; nst's
+bundled samples work too (`sample:chelsea:sample:mosaic`).
 """
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +33,12 @@ DEFAULT_PAIRS = [
     "content/cornell.jpg:style/la_muse_jcjohnson.jpg",
 ]
 SWITCHES = ("geometric_weights", "all_layers", "activation_shift", "correlation_chain")
+
+
+def pair_paths(pair: str) -> list:
+    """`content:style` → two paths under IMAGES (or absolute); `sample:NAME` entries are kept."""
+    parts = re.findall(r"sample:[^:]+|[^:]+", pair)
+    return [part if part.startswith("sample:") else IMAGES / part for part in parts]
 
 
 def only(switch: str) -> list[str]:
@@ -90,7 +98,7 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, default=ROOT / "docs/quality_basic_improved.jpg")
     args = parser.parse_args()
 
-    pairs = [[IMAGES / path for path in pair.split(":")] for pair in args.pairs]
+    pairs = [pair_paths(pair) for pair in args.pairs]
     images = [(load_image(content), load_image(style)) for content, style in pairs]
     common = [f"size={args.size}", f"method.iterations={args.iterations}", f"device={args.device}"]
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
@@ -116,7 +124,7 @@ def main() -> None:
 
 def print_table(table: list, pairs: list, args: argparse.Namespace, device: str) -> None:
     """The results as a Markdown table: mean distances over the pairs, and per pair."""
-    names = ", ".join(f"{content.stem}+{style.stem}" for content, style in pairs)
+    names = ", ".join(f"{Path(content).stem}+{Path(style).stem}" for content, style in pairs)
     print(f"\n{args.size} px, {args.iterations} L-BFGS iterations, {device}; pairs: {names}")
     print(f"contact sheet: {args.sheet}\n")
     print("| row | content distance | style distance | style, per pair | s/iteration |")

@@ -14,8 +14,8 @@ import torch
 import torchvision
 from torch import Tensor
 
-from nst.errors import UserError
 from nst.methods.basic import build_loss
+from nst.methods.common import check_loss_weights
 from nst.networks import ConditionalTransformNet
 from nst.predictors import VGGPredictor, build_predictor
 from nst.stability import add_stability_term, check_stability_settings
@@ -66,13 +66,8 @@ class ArbitraryStyle(pl.LightningModule):
         stability_zoom: float = 0.0,
     ):
         super().__init__()
-        for knob, value in (("content_weight", content_weight), ("style_weight", style_weight),
-                            ("lr", lr)):  # fmt: skip
-            if value <= 0:
-                raise UserError(f"method.{knob} must be positive, got {value}.")
-        if tv_weight < 0:
-            raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
         self.save_hyperparameters()
+        check_loss_weights(self.hparams)
         check_stability_settings(self.hparams)
         loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
         self.hparams.loss_net = resolved_loss_net(loss_network, loss_net)

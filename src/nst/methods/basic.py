@@ -23,7 +23,7 @@ from nst.image import (
     save_image,
 )
 from nst.losses import PerceptualLoss, layer_weights
-from nst.methods.common import accelerator, quiet_lightning, torch_device
+from nst.methods.common import accelerator, check_loss_weights, quiet_lightning, torch_device
 from nst.methods.scales import (
     PeakMemoryReport,
     check_image_shape,
@@ -110,15 +110,9 @@ def check_config(method: DictConfig) -> None:
         raise UserError(f"size must be a positive integer, got {method.size}.")
     if method.style_scale <= 0:
         raise UserError(f"method.style_scale must be positive, got {method.style_scale}.")
-    for name in ("content_weight", "style_weight"):
-        if method[name] <= 0:
-            raise UserError(f"method.{name} must be positive, got {method[name]}.")
-    if method.tv_weight < 0:
-        raise UserError(f"method.tv_weight must be zero or positive, got {method.tv_weight}.")
+    check_loss_weights(method)
     if method.optimizer not in OPTIMIZERS:
         raise UserError(f"Unknown method.optimizer '{method.optimizer}'; use lbfgs or adam.")
-    if method.lr is not None and method.lr <= 0:
-        raise UserError(f"method.lr must be positive, got {method.lr}.")
     if method.save_every < 0:
         raise UserError(f"method.save_every must be 0 (off) or positive, got {method.save_every}.")
 

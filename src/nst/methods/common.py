@@ -1,7 +1,8 @@
-"""Small pieces every method's runner shares: device choice and a quiet Lightning."""
+"""Small pieces every method shares: device choice, loss-weight checks and a quiet Lightning."""
 
 import logging
 import warnings
+from collections.abc import Mapping
 
 import torch
 
@@ -24,6 +25,16 @@ def accelerator(device: str) -> str:
 def torch_device(device: str) -> torch.device:
     """torch.device for the `device` setting."""
     return torch.device("cuda" if accelerator(device) == "gpu" else "cpu")
+
+
+def check_loss_weights(settings: Mapping) -> None:
+    """content_weight, style_weight and lr (when set) must be positive; tv_weight zero or more."""
+    for knob in ("content_weight", "style_weight", "lr"):
+        value = settings.get(knob)
+        if value is not None and value <= 0:
+            raise UserError(f"method.{knob} must be positive, got {value}.")
+    if settings["tv_weight"] < 0:
+        raise UserError(f"method.tv_weight must be zero or positive, got {settings['tv_weight']}.")
 
 
 def quiet_lightning() -> None:

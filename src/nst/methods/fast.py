@@ -14,6 +14,7 @@ from torch import Tensor
 from nst.errors import UserError
 from nst.image import load_image
 from nst.methods.basic import build_loss, check_style_weights
+from nst.methods.common import check_loss_weights
 from nst.networks import TransformNet
 from nst.stability import add_stability_term, check_stability_settings
 from nst.training import log_image_grid
@@ -66,14 +67,9 @@ class FastStyle(pl.LightningModule):
                 "method=fast trains one network per style: add style=NAME (one of conf/styles/, "
                 "e.g. style=wave) or style=PATH to any image."
             )
-        for knob, value in (("content_weight", content_weight), ("style_weight", style_weight),
-                            ("lr", lr)):  # fmt: skip
-            if value <= 0:
-                raise UserError(f"method.{knob} must be positive, got {value}.")
-        if tv_weight < 0:
-            raise UserError(f"method.tv_weight must be zero or positive, got {tv_weight}.")
         check_style_weights(style_paths(style), style.get("blend"))
         self.save_hyperparameters()
+        check_loss_weights(self.hparams)
         check_stability_settings(self.hparams)
         self.transform = TransformNet(**network)
         loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
