@@ -53,15 +53,22 @@ def describe(checkpoint) -> str:
     return "it holds no trained transform network"
 
 
-def load_network(path: str | Path) -> tuple[TransformNet, dict]:
-    """The `TransformNet` of a fast-method checkpoint (eval mode, CPU) and its hyperparameters."""
+def read_method_checkpoint(path: str | Path, method: str) -> tuple[dict, dict]:
+    """(checkpoint, hyperparameters) of a `method` checkpoint; any other file is a UserError."""
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or hparams.get("name") != "fast":
+    if not isinstance(hparams, dict) or hparams.get("name") != method:
+        article = "an" if method[0] in "aeiou" else "a"
         raise UserError(
-            f"{path} is not a fast-method checkpoint ({describe(checkpoint)}); pass one written "
-            "by python train.py method=fast."
+            f"{path} is not {article} {method}-method checkpoint ({describe(checkpoint)}); pass "
+            f"one written by python train.py method={method}."
         )
+    return checkpoint, hparams
+
+
+def load_network(path: str | Path) -> tuple[TransformNet, dict]:
+    """The `TransformNet` of a fast-method checkpoint (eval mode, CPU) and its hyperparameters."""
+    checkpoint, hparams = read_method_checkpoint(path, "fast")
     state = module_state(checkpoint, "transform")
     network = TransformNet(**hparams["network"])
     try:
@@ -99,13 +106,7 @@ def load_arbitrary(path: str | Path) -> tuple[nn.Module, ConditionalTransformNet
     from nst.predictors import build_predictor
     from nst.vgg import LossNetwork
 
-    checkpoint = read_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or hparams.get("name") != "arbitrary":
-        raise UserError(
-            f"{path} is not an arbitrary-method checkpoint ({describe(checkpoint)}); pass one "
-            "written by python train.py method=arbitrary."
-        )
+    checkpoint, hparams = read_method_checkpoint(path, "arbitrary")
     try:
         vgg = hparams["loss_net"]
         loss_network = LossNetwork(vgg["arch"], vgg["weights"], hparams["pooling"])
