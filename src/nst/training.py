@@ -4,6 +4,7 @@ safe checkpoint files, resuming and stopping on a diverged loss.
 The methods stay plain LightningModules; train.py builds these pieces from the Hydra config.
 """
 
+import math
 import netrc
 import os
 import sys
@@ -20,6 +21,7 @@ from torch import Tensor
 from nst.errors import UserError
 from nst.image import save_image
 
+LR_SCHEDULES = ("constant", "cosine")
 WANDB_HOST = "https://api.wandb.ai"
 SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(")
 MAX_NAME = 200  # characters of a sweep job folder name
@@ -182,3 +184,30 @@ def run_name(overrides: list[str]) -> str:
             continue
         parts.append(f"{key.removeprefix('styles@')}={Path(value).name}")
     return ",".join(parts)[:MAX_NAME] or "default"
+
+
+def adam_with_schedule(
+    parameters, lr: float, schedule: str, warmup_steps: int, total_steps: int
+) -> dict:
+    """Adam (Johnson et al. 2016, §4: lr 1e-3) with a per-step learning-rate schedule, as
+    Lightning's `configure_optimizers` dict: `constant` (the paper) or `cosine`, a linear warm-up
+    over `warmup_steps` then a cosine decay to zero at `total_steps` (Loshchilov & Hutter 2017,
+    eq. 5 without restarts). The scheduler's state is in every checkpoint, so a resume continues
+    the schedule where it stopped."""
+    if schedule not in LR_SCHEDULES:
+        raise UserError(f"Unknown method.lr_schedule '{schedule}'; use constant or cosine.")
+    if warmup_steps < 0:
+        raise UserError(f"method.warmup_steps must be zero or more, got {warmup_steps}.")
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    total_steps = max(total_steps, warmup_steps + 1)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

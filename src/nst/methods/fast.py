@@ -17,7 +17,7 @@ from nst.methods.basic import build_loss, check_style_weights
 from nst.methods.common import check_loss_weights
 from nst.networks import TransformNet
 from nst.stability import add_stability_term, check_stability_settings
-from nst.training import log_image_grid
+from nst.training import adam_with_schedule, log_image_grid
 from nst.vgg import LossNetwork
 
 
@@ -60,6 +60,8 @@ class FastStyle(pl.LightningModule):
         stability_shift: float = 0.0,
         stability_rotation: float = 0.0,
         stability_zoom: float = 0.0,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
     ):
         super().__init__()
         if not style:
@@ -77,7 +79,7 @@ class FastStyle(pl.LightningModule):
         # Plain attributes, not buffers: the style images never enter a checkpoint.
         self.style_images = [load_image(path, style["size"]) for path in style_paths(style)]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.to(memory_format=self.memory_format)
+        self.transform.to(memory_format=self.memory_format)
 
     def setup(self, stage: str) -> None:
         """Encode the style's Gram targets once (before Lightning moves the module to a device)."""
@@ -92,7 +94,8 @@ class FastStyle(pl.LightningModule):
     def step(self, content: Tensor, prefix: str) -> tuple[Tensor, dict[str, Tensor]]:
         """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
         output = self(content)
-        terms = self.loss(output, content=content.contiguous(memory_format=self.memory_format))
+        # The VGG runs fastest in the default layout on CPU, whatever the transform net's.
+        terms = self.loss(output.contiguous(), content=content.contiguous())
         add_stability_term(terms, self, content, output, self.hparams)
         logged = {f"{prefix}/{name}": value for name, value in terms.items()}
         self.log_dict(logged, sync_dist=prefix == "val")  # val: averaged over DDP processes
@@ -113,5 +116,11 @@ class FastStyle(pl.LightningModule):
         grid = torchvision.utils.make_grid(torch.cat([content, output]).float(), nrow=len(content))
         log_image_grid(self.trainer, grid)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.transform.parameters(), lr=self.hparams.lr)
+    def configure_optimizers(self) -> dict:
+        return adam_with_schedule(
+            self.transform.parameters(),
+            self.hparams.lr,
+            self.hparams.lr_schedule,
+            self.hparams.warmup_steps,
+            self.trainer.max_steps,
+        )
