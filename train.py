@@ -29,7 +29,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 
 from nst.errors import UserError, exit_on_user_error
 from nst.methods.common import quiet_lightning
-from nst.training import checkpoint_step, resolve_checkpoint, run_name
+from nst.training import checkpoint_step, resolve_checkpoint, run_name, warm_start
 
 STYLES = Path(__file__).parent / "conf" / "styles"
 SPEED_SWITCHES = ("compile", "channels_last")
@@ -163,6 +163,8 @@ def main(cfg: DictConfig) -> None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.method, _convert_="all")
+    if cfg.init_from:
+        print(warm_start(module, cfg.init_from))
     logger = build_logger(cfg)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=build_callbacks(cfg, logger))
     ckpt_path = resolve_checkpoint(

@@ -211,3 +211,30 @@ def adam_with_schedule(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warm_start(module: pl.LightningModule, source: str) -> str:
+    """Load trained weights into `module`'s networks before training (`init_from=`): a zoo model
+    name (`nst.zoo`) or a train.py checkpoint path. Both must come from the same method and
+    network layout; returns a line saying what was loaded."""
+    from nst import zoo
+
+    if source in zoo.names():
+        checkpoint = zoo.read_model(source)
+    elif Path(source).is_file():
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    else:
+        raise UserError(
+            f"init_from={source} is neither a zoo model ({', '.join(zoo.names()) or 'none'}) "
+            "nor a checkpoint file."
+        )
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    method = module.hparams.get("name")
+    if hparams.get("name") != method or hparams.get("network") != module.hparams.get("network"):
+        raise UserError(
+            f"init_from={source} holds a {hparams.get('name')} network with settings "
+            f"{hparams.get('network')}; this run trains method={method} with "
+            f"{module.hparams.get('network')}: start from a model of the same method and layout."
+        )
+    module.load_state_dict(checkpoint["state_dict"])
+    return f"Starting from the weights of {source} (trained on {hparams['style']['name']})"
