@@ -1,0 +1,123 @@
+"""Zoo quality: each fast model against the published reference on the issue's quality bar.
+
+    python benchmarks/zoo_quality.py wave udnie runs/fast_x/…/last.ckpt
+        [--photos '../shared/assets/datasets/content_bsds500/test_*.jpg'] [--count 20]
+        [--size 512] [--style-dir ../shared/assets/images/style] [--sheet out.jpg]
+
+Each model (a zoo name or a checkpoint) stylises the first `--count` photos in name order at long
+side `--size`; the fixed `StyleEvaluator` scores every output against its photo and the model's
+style image. Prints the mean style and content distances, the reference model's (lengstrom's
+published fast models on the same 20 photos at 512 px, where the model's style has one) and the
+ratios. `--sheet` writes the first four outputs of every model as one JPEG, to look at.
+"""
+
+import argparse
+import glob
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from nst.evaluate import StyleEvaluator
+from nst.image import load_image, resize_long_side, save_image
+from nst.inference import load_stylizer
+
+REFERENCE = {  # style / content of the published models (issue 10's quality bar)
+    "wave": (0.132, 1.046),
+    "udnie": (0.074, 1.008),
+    "the_scream": (0.143, 0.687),
+    "shipwreck": (0.122, 0.548),
+}
+OTHER_BAR = (0.13, 1.0)  # every other zoo model: style ≤ 0.13 and content ≤ 1.0
+
+
+def style_image(hparams: dict, style_dir: str):
+    """The model's style image: its recorded path, else that file name in `style_dir`."""
+    image = hparams["style"]["image"]
+    image = image if isinstance(image, str) else image[0]
+    path = Path(image) if Path(image).is_file() else Path(style_dir) / Path(image).name
+    return load_image(path)
+
+
+PHOTOS = "../shared/assets/datasets/content_bsds500/test_*.jpg"
+STYLE_DIR = "../shared/assets/images/style"
+
+
+@torch.no_grad()
+def score(
+    source: str,
+    count: int = 20,
+    size: int = 512,
+    photos: str = PHOTOS,
+    style_dir: str = STYLE_DIR,
+    outputs: list | None = None,
+) -> tuple[float, float]:
+    """(style, content) distances of model `source` averaged over the first `count` photos at
+    long side `size`; the first four outputs are appended to `outputs` when given."""
+    stylizer = load_stylizer(source)
+    style = style_image(stylizer.hparams, style_dir)
+    scores = []
+    for index, path in enumerate(sorted(glob.glob(photos))[:count]):
+        photo = resize_long_side(load_image(path), size)
+        output = stylizer(photo).clamp(0, 1)
+        scores.append(evaluator()(output, photo, style))
+        if outputs is not None and index < 4:
+            outputs.append(resize_long_side(output, 256))
+    style_distance = sum(row["style"] for row in scores) / len(scores)
+    return style_distance, sum(row["content"] for row in scores) / len(scores)
+
+
+@cache
+def evaluator() -> StyleEvaluator:
+    """One evaluator (its VGG19 loads once)."""
+    return StyleEvaluator()
+
+
+def save_sheet(images: list, path: str, columns: int = 4) -> None:
+    """The images, cropped to a common size, as rows of `columns` tiles in one JPEG."""
+    height = min(image.shape[-2] for image in images)
+    width = min(image.shape[-1] for image in images)
+    tiles = torch.cat([image[..., :height, :width] for image in images])
+    tiles = torch.nn.functional.pad(tiles, (2, 2, 2, 2), value=1.0)
+    grid = tiles.reshape(-1, columns, 3, height + 4, width + 4).permute(2, 0, 3, 1, 4)
+    save_image(grid.reshape(1, 3, -1, columns * (width + 4)), path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--photos", default=PHOTOS)
+    parser.add_argument("--count", type=int, default=20)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--style-dir", default=STYLE_DIR)
+    parser.add_argument("--sheet", default=None)
+    args = parser.parse_args()
+
+    rows, sheet = [], []
+    for source in args.models:
+        style_distance, content = score(
+            source, args.count, args.size, args.photos, args.style_dir, sheet
+        )
+        rows.append((source, load_stylizer(source).style_name, style_distance, content))
+        print(f"{source}: style {style_distance:.4f} content {content:.4f}", flush=True)
+
+    print(f"\n{args.count} photos at {args.size} px (StyleEvaluator)")
+    header = ("model", "style", "content", "ref style", "ref content", "ratio s", "ratio c")
+    print(f"{header[0]:40} " + " ".join(f"{name:>11}" for name in header[1:]))
+    for source, name, style_distance, content in rows:
+        ref_style, ref_content = REFERENCE.get(name, OTHER_BAR)
+        figures = (
+            style_distance,
+            content,
+            ref_style,
+            ref_content,
+            style_distance / ref_style,
+            content / ref_content,
+        )
+        print(f"{source[-40:]:40} " + " ".join(f"{value:11.3f}" for value in figures))
+    if args.sheet:
+        save_sheet(sheet, args.sheet)
+
+
+if __name__ == "__main__":
+    main()
