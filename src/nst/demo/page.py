@@ -118,7 +118,8 @@ class ImagePicker:
 
         def choose_sample(sample: str):
             source = sample or None
-            return source, preview(source, settings), "", None
+            note = f"{label}: {source.removeprefix('sample:')}" if source else ""
+            return source, preview(source, settings), message_html(note), None
 
         self.upload.upload(choose_upload, [self.upload, self.source], outputs)
         self.sample.input(choose_sample, self.sample, [*outputs, self.upload])
@@ -214,9 +215,10 @@ def build_page(settings: DemoSettings) -> gr.Blocks:
                     zoo_button = gr.Button("Stylise", variant="primary", elem_id="zoo-stylise")
 
                     def pick_style(selection: gr.SelectData):
-                        return fast_names[selection.index]
+                        name = fast_names[selection.index]
+                        return name, message_html(f"Style: {name}.")
 
-                    gallery.select(pick_style, None, chosen_style)
+                    gallery.select(pick_style, None, [chosen_style, message])
                     zoo_button.click(
                         fast_handler(
                             lambda source, name, side, mode: (
@@ -323,10 +325,11 @@ def build_page(settings: DemoSettings) -> gr.Blocks:
                                 note = f"{job.method}: step {update.step} of {update.total}…"
                                 image = gr.skip() if update.image is None else update.image
                                 yield image, gr.DownloadButton(visible=False), message_html(note)
+                            elif update.state == "cancelled":
+                                note = f"Cancelled after {update.step} of {update.total} steps."
+                                yield gr.skip(), gr.skip(), message_html(note)
                             else:
-                                note = f"{update.message} (after {update.step} steps)"
-                                failed = update.state == "failed"
-                                yield gr.skip(), gr.skip(), message_html(note, error=failed)
+                                yield gr.skip(), gr.skip(), message_html(update.message, True)
                     finally:
                         job.cancel()
                         running.remove(request.session_hash, job)
