@@ -1,8 +1,7 @@
 """Zoo quality: each fast model against the published reference on the issue's quality bar.
 
     python benchmarks/zoo_quality.py wave udnie runs/fast_x/…/last.ckpt
-        [--photos '../shared/assets/datasets/content_bsds500/test_*.jpg'] [--count 20]
-        [--size 512] [--style-dir ../shared/assets/images/style] [--sheet out.jpg]
+        [--photos 'DIR/test_*.jpg'] [--count 20] [--size 512] [--style-dir DIR] [--sheet out.jpg]
 
 Each model (a zoo name or a checkpoint) stylises the first `--count` photos in name order at long
 side `--size`; the fixed `StyleEvaluator` scores every output against its photo and the model's
@@ -39,8 +38,9 @@ def style_image(hparams: dict, style_dir: str):
     return load_image(path)
 
 
-PHOTOS = "../shared/assets/datasets/content_bsds500/test_*.jpg"
-STYLE_DIR = "../shared/assets/images/style"
+ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"  # ../shared beside the repo
+PHOTOS = str(ASSETS / "datasets" / "content_bsds500" / "test_*.jpg")
+STYLE_DIR = str(ASSETS / "images" / "style")
 
 
 @torch.no_grad()
