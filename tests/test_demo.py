@@ -216,3 +216,14 @@ def test_errors_reach_the_page_as_one_sentence(capsys):
     _, _, message = fast_handler(bug)("sample:coffee")
     assert "Stylising failed (OutOfMemoryError)" in message and "Traceback" not in message
     assert "Traceback" in capsys.readouterr().err  # the server log keeps the details
+
+
+def test_the_server_binds_to_this_machine_and_never_shares_by_default(tmp_path):
+    from nst.demo.cli import parse_arguments, use_zoo_folder
+
+    defaults = parse_arguments([])
+    assert (defaults.host, defaults.port, defaults.share) == ("127.0.0.1", None, False)
+    chosen = parse_arguments(["--host", "0.0.0.0", "--port", "8000", "--share"])
+    assert (chosen.host, chosen.port, chosen.share) == ("0.0.0.0", 8000, True)
+    with pytest.raises(UserError, match="has no registry.json"):
+        use_zoo_folder(tmp_path)
