@@ -25,7 +25,7 @@ import torch
 from nst.api import compose_config, method_config
 from nst.evaluate import StyleEvaluator
 from nst.image import load_image, resize_long_side
-from nst.inference import StyledTransform, load_arbitrary, style_embedding, stylize_image
+from nst.inference import load_stylizer, stylize_image
 from nst.methods.basic import optimize_image
 from nst.methods.common import torch_device
 
@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     photos = paths(args.photos)
-    predictor, transform, _ = load_arbitrary(args.checkpoint)
+    network = load_stylizer(args.checkpoint)
     evaluator = StyleEvaluator(device=torch_device(args.device))
     cfg = compose_config("stylize", [f"size={args.size}", f"method.iterations={args.iterations}"])
     scores, seconds = {}, {}
@@ -69,7 +69,7 @@ def main() -> None:
             photo = resize_long_side(load_image(photo_path), args.size)
             style = load_image(style_path)
             start = time.perf_counter()
-            network = StyledTransform(predictor, transform, style_embedding(predictor, [style]))
+            network.set_styles([style])
             output = stylize_image(network, photo, device=args.device)
             record(f"arbitrary, {group} styles", output, photo, style, time.perf_counter() - start)
             if index < args.basic_pairs:

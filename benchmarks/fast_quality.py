@@ -20,7 +20,7 @@ import torch
 from nst.api import compose_config, method_config
 from nst.evaluate import StyleEvaluator
 from nst.image import load_image, resize_long_side
-from nst.inference import load_network, stylize_image
+from nst.inference import load_stylizer, stylize_image
 from nst.methods.basic import optimize_image
 from nst.methods.common import torch_device
 
@@ -47,7 +47,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    network, hparams = load_network(args.checkpoint)
+    network = load_stylizer(args.checkpoint)
+    hparams = network.hparams
     style = load_image(hparams["style"]["image"])
     photos = sorted(glob.glob(args.photos))[: args.count]
     evaluator = StyleEvaluator(device=torch_device(args.device))

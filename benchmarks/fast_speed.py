@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 
 from nst.api import compose_config
 from nst.image import save_image
-from nst.inference import load_network, stylize_image
+from nst.inference import load_stylizer, stylize_image
 from nst.networks import TransformNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def cli_seconds(size: int, device: str, precision: str) -> tuple[float, float]:
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            network, _ = load_network(checkpoint)
+            network = load_stylizer(checkpoint)
             output = stylize_image(network, load_image(photo), None, device, precision)
             save_image(output, Path(folder) / "out.png")
             times.append(time.perf_counter() - start)

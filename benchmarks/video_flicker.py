@@ -20,7 +20,7 @@ import torch
 
 from nst.evaluate import StyleEvaluator
 from nst.image import load_image
-from nst.inference import batch_stylizer, load_network
+from nst.inference import batch_stylizer, load_stylizer
 from nst.methods.common import torch_device
 from nst.video import open_video, output_size, rgb, to_images
 
@@ -47,7 +47,8 @@ def flicker(frames: torch.Tensor) -> float:
 
 def stylise_all(checkpoint: str, source: torch.Tensor, device: torch.device) -> tuple:
     """The stylised frames (CPU float) and the checkpoint's hyperparameters."""
-    network, hparams = load_network(checkpoint)
+    network = load_stylizer(checkpoint)
+    hparams = network.hparams
     stylize = batch_stylizer(network, device)
     batches = [stylize(batch.to(device)).cpu() for batch in source.split(8)]
     return torch.cat(batches), hparams

@@ -22,7 +22,7 @@ import av
 import numpy as np
 import torch
 
-from nst.inference import batch_stylizer, load_network
+from nst.inference import batch_stylizer, load_stylizer
 from nst.methods.common import torch_device
 from nst.networks import TransformNet
 from nst.video import stylize_video
@@ -81,7 +81,7 @@ def main() -> None:
 
     device = torch_device(args.device)
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
-    network = load_network(args.checkpoint)[0] if args.checkpoint else TransformNet().eval()
+    network = load_stylizer(args.checkpoint) if args.checkpoint else TransformNet().eval()
     stylize = batch_stylizer(network, device, precision)
     print(f"device {device}, precision {precision}, batch {args.batch_size}, x264 {args.preset}")
     print(f"{'size':>10} {'frames':>6} {'codecs only':>12} {'end to end':>11}  frames/s")

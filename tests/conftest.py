@@ -3,14 +3,17 @@
 import importlib.util
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
+RATE = Fraction(24000, 1001)  # the frame rate of the synthetic test videos
 
 
 def script_env() -> dict:
@@ -70,9 +73,87 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
     return tmp_path / "torch_home"
 
 
+def write_video(path, frames=10, width=48, height=32, rate=RATE, audio="aac", pix_fmt="yuv420p"):
+    """A synthetic clip: moving colour gradients, and a 440 Hz tone if `audio` names a codec."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264" if pix_fmt == "yuv420p" else "libx264rgb", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        sound = container.add_stream(audio, rate=48000, layout="mono") if audio else None
+        y, x = np.mgrid[0:height, 0:width]
+        for index in range(frames):
+            pixels = np.stack([(x * 5 + index * 9) % 256, (y * 7) % 256, (x + y) % 256], axis=-1)
+            frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if sound is not None:
+            seconds = frames / float(rate)
+            samples = np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000)
+            for start in range(0, len(samples), 1024):
+                chunk = (samples[start : start + 1024] * 0.5).astype(np.float32)[None]
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode(None))
+    return path
+
+
 def write_pil(path: Path, image: Image.Image, **save_options) -> Path:
     image.save(path, **save_options)
     return path
+
+
+def wrong_kind_checkpoints(tmp_path):
+    """(file, message) pairs: each must fail in one clear sentence."""
+    from omegaconf import OmegaConf
+
+    state = {"conv1_1.weight": torch.zeros(1)}
+    torch.save(state, tmp_path / "vgg.pth")
+    torch.save({"hyper_parameters": {"name": "arbitrary"}, "state_dict": {}}, tmp_path / "arb.ckpt")
+    torch.save({"hyper_parameters": OmegaConf.create({"name": "fast"})}, tmp_path / "pickled.ckpt")
+    (tmp_path / "truncated.ckpt").write_bytes((tmp_path / "arb.ckpt").read_bytes()[:300])
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    return [
+        ("vgg.pth", "is not a fast-method checkpoint (it holds no trained transform network)"),
+        ("arb.ckpt", "is not a fast-method checkpoint (it was trained by method=arbitrary)"),
+        ("pickled.ckpt", "holds pickled Python objects"),
+        ("truncated.ckpt", "damaged or truncated"),
+        ("photo.jpg", "is not a PyTorch checkpoint file"),
+        ("empty.ckpt", "is not a PyTorch checkpoint file"),
+        ("missing.ckpt", "Checkpoint not found"),
+    ]
+
+
+def tiny_fast_checkpoint(path: Path, style: str = "wave", seed: int = 0) -> Path:
+    """A tiny fast-method checkpoint with random weights, laid out as train.py writes one."""
+    from nst.networks import TransformNet
+
+    torch.manual_seed(seed)
+    settings = {"channels": 4, "residual_blocks": 1, "norm": "instance", "upsample": "nearest"}
+    network = TransformNet(**settings)
+    hparams = {
+        "name": "fast",
+        "network": settings,
+        "style": {"name": style, "image": f"{style}.jpg"},
+    }
+    state = {f"transform.{key}": value for key, value in network.state_dict().items()}
+    torch.save({"hyper_parameters": hparams, "state_dict": state}, path)
+    return path
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path_factory, monkeypatch) -> list[str]:
+    """A model zoo in a temporary folder with two tiny fast models, `wave` and `candy`."""
+    from nst import zoo
+
+    folder = tmp_path_factory.mktemp("zoo")
+    monkeypatch.setattr(zoo, "FOLDER", folder)
+    monkeypatch.setattr(zoo, "REGISTRY", folder / "registry.json")
+    for seed, name in enumerate(["wave", "candy"]):
+        zoo.add_model(name, tiny_fast_checkpoint(folder / f"{name}.ckpt", name, seed))
+    return zoo.names()
 
 
 def tiny_arbitrary_checkpoint(path: Path, embedding: int = 8) -> Path:

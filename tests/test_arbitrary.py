@@ -12,7 +12,7 @@ from nst.api import compose_config
 from nst.data import ContentDataModule
 from nst.errors import UserError, user_error_cause
 from nst.image import save_image
-from nst.inference import StyledTransform, load_arbitrary, read_checkpoint, style_embedding
+from nst.inference import ArbitraryStylizer, load_stylizer, read_checkpoint, style_embedding
 from nst.methods.arbitrary import ArbitraryStyle, resolved_loss_net
 from nst.networks import ConditionalInstanceNorm, ConditionalTransformNet, normalization
 from nst.predictors import InceptionPredictor, VGGPredictor
@@ -126,17 +126,21 @@ def test_strength_interpolates_between_the_photos_and_the_styles_embedding():
         photo_code = predictor(photo)
     for strength in (0.0, 0.3, 1.0):
         transform = RecordingTransform()
-        StyledTransform(predictor, transform, style_code, strength, predictor_size=None)(photo)
+        ArbitraryStylizer(predictor, transform, strength=strength).set_styles([style], size=None)(
+            photo
+        )
         expected = strength * style_code + (1 - strength) * photo_code
         torch.testing.assert_close(transform.embedding, expected)
     network = ConditionalTransformNet(channels=8).eval()
     with torch.no_grad():
-        own = StyledTransform(predictor, network, style_code, 0.0, None)(photo)
-        full = StyledTransform(predictor, network, style_code, 1.0, None)(photo)
+        own = ArbitraryStylizer(predictor, network, strength=0.0).set_styles([style], size=None)(
+            photo
+        )
+        full = ArbitraryStylizer(predictor, network).set_styles([style], size=None)(photo)
         torch.testing.assert_close(own, network(photo, photo_code))
         torch.testing.assert_close(full, network(photo, style_code))
     with pytest.raises(UserError, match="strength must be between 0 and 1"):
-        StyledTransform(predictor, network, style_code, 1.5)
+        ArbitraryStylizer(predictor, network, strength=1.5)
 
 
 def test_several_styles_mix_their_embeddings_by_weight():
@@ -189,8 +193,11 @@ def test_paired_data_holds_styles_out_and_draws_random_style_sizes(tmp_path):
     assert style.shape[-1] == style.shape[-2] and style.min() >= 0 and style.max() <= 1
     (photos, grid, seen), = data.val_dataloader()  # fmt: skip
     assert photos.shape == (2, 3, 32, 32) and grid.shape == (4, 3, 24, 24) and seen == 2
-    assert holdout_indices(["a.jpg", "b.jpg", "c.jpg"], 2, seed=0) == holdout_indices(
-        ["a.jpg", "b.jpg", "c.jpg"], 2, seed=0)  # fmt: skip
+    names = [f"painting_{index}.jpg" for index in range(10)]
+    picks = {tuple(holdout_indices(names, 3, seed=seed)) for seed in range(5)}
+    assert all(len(set(pick)) == 3 and list(pick) == sorted(pick) for pick in picks)
+    assert all(0 <= index < 10 for pick in picks for index in pick) and len(picks) > 1
+    assert holdout_indices(names, ["painting_7", "painting_2.jpg"], seed=0) == [2, 7]
     with pytest.raises(UserError, match="not in the style set"):
         holdout_indices(["a.jpg"], ["z.jpg"], seed=0)
     with pytest.raises(UserError, match="trains on style images"):
@@ -214,8 +221,9 @@ def test_checkpoint_holds_the_networks_and_rebuilds_the_vgg_it_names(tmp_path):
     assert {key.split(".")[0] for key in raw["state_dict"]} == {"transform", "predictor"}
     assert not any("loss_network" in key for key in raw["state_dict"])
     assert raw["hyper_parameters"]["loss_net"] == {"arch": "vgg16", "weights": "random"}
-    predictor, transform, hparams = load_arbitrary(tmp_path / "last.ckpt")
-    assert hparams["name"] == "arbitrary"
+    stylizer = load_stylizer(tmp_path / "last.ckpt")
+    predictor, transform = stylizer.predictor, stylizer.transform
+    assert stylizer.hparams["name"] == "arbitrary"
     module.eval()
     photo, style = torch.rand(1, 3, 29, 35), torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -235,10 +243,10 @@ def test_auto_weights_are_stored_as_the_source_they_resolved_to(offline_hub):
 def test_wrong_checkpoint_kinds_and_settings_are_user_errors(tmp_path):
     torch.save({"hyper_parameters": {"name": "fast"}, "state_dict": {}}, tmp_path / "fast.ckpt")
     with pytest.raises(UserError, match="not an arbitrary-method checkpoint .*method=fast"):
-        load_arbitrary(tmp_path / "fast.ckpt")
+        load_stylizer(tmp_path / "fast.ckpt", kind="arbitrary")
     torch.save({"hyper_parameters": {"name": "arbitrary"}}, tmp_path / "bare.ckpt")
     with pytest.raises(UserError, match="lacks the settings"):
-        load_arbitrary(tmp_path / "bare.ckpt")
+        load_stylizer(tmp_path / "bare.ckpt")
     with pytest.raises(UserError, match="Unknown predictor backbone"):
         build_module("method.predictor.backbone=resnet")
     with pytest.raises(UserError, match="lr must be positive"):

@@ -11,7 +11,7 @@ from conftest import ASSETS, ROOT, load_script, pattern, script_env
 import nst
 from nst.api import compose_config
 from nst.image import load_image, save_image
-from nst.inference import arbitrary_network
+from nst.inference import load_stylizer
 
 TRAIN = ["method=arbitrary", "data=synthetic", "loss_net.weights=random", "trainer.max_steps=20",
          "logger=none"]  # fmt: skip
@@ -56,7 +56,7 @@ def test_train_writes_last_ckpt_and_stylize_uses_it_with_any_style(checkpoint, f
     assert result.returncode == 0, result.stderr
     output = load_image(tmp_path / "photo_first.png")
     assert output.shape == (1, 3, 36, 52) and photo.read_bytes() == before
-    network = arbitrary_network(checkpoint, [load_image(first)], strength=0.6)
+    network = load_stylizer(checkpoint, [load_image(first)], strength=0.6)
     with torch.no_grad():
         expected = network(load_image(photo))
     assert (output - expected).abs().max() <= 1 / 255 + 1e-6  # only 8-bit rounding
@@ -67,7 +67,7 @@ def test_styles_mix_by_weight_and_folders_are_stylised(checkpoint, files, tmp_pa
     output = tmp_path / "mixed.png"
     stylize(f"ckpt={checkpoint}", f"input={photo}", f"style=[{first},{second}]",
             "style_weights=[0.3,0.7]", f"output={output}")  # fmt: skip
-    mixed = arbitrary_network(checkpoint, [load_image(first), load_image(second)], [0.3, 0.7])
+    mixed = load_stylizer(checkpoint, [load_image(first), load_image(second)], [0.3, 0.7])
     with torch.no_grad():
         assert (load_image(output) - mixed(load_image(photo))).abs().max() <= 1 / 255 + 1e-6
     photos = tmp_path / "photos"
@@ -85,7 +85,7 @@ def test_export_writes_the_predictor_and_the_transformer(checkpoint, tmp_path):
         "arb.predictor.onnx", "arb.transformer.onnx"]  # fmt: skip
     import onnxruntime
 
-    network = arbitrary_network(checkpoint, [pattern(32, 32, seed=7)], style_size=None)
+    network = load_stylizer(checkpoint, [pattern(32, 32, seed=7)], style_size=None)
     style, photo = pattern(32, 32, seed=7), pattern(37, 90, seed=4)
     predictor = onnxruntime.InferenceSession(str(tmp_path / "arb.predictor.onnx"))
     transformer = onnxruntime.InferenceSession(str(tmp_path / "arb.transformer.onnx"))
@@ -123,7 +123,6 @@ def test_bad_arbitrary_inputs_exit_2_and_write_nothing(checkpoint, files, tmp_pa
         after = {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
         assert after == before, overrides
     from nst.errors import UserError
-    from nst.inference import load_arbitrary
 
     with pytest.raises(UserError, match="not an arbitrary-method checkpoint"):
-        load_arbitrary(fast)
+        load_stylizer(fast, kind="arbitrary")

@@ -3,7 +3,7 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import ASSETS, load_script
+from conftest import ASSETS, load_script, wrong_kind_checkpoints
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from nst.api import compose_config
 from nst.data import ContentDataModule
 from nst.errors import UserError, user_error_cause
-from nst.inference import load_network, read_checkpoint
+from nst.inference import load_stylizer, read_checkpoint
 from nst.methods.fast import FastStyle
 
 STYLE_DIR = ASSETS / "images" / "style"
@@ -76,7 +76,8 @@ def test_a_few_steps_lower_the_loss_on_synthetic_data():
     data = ContentDataModule(synthetic=4, size=32, crop=32, batch_size=4, workers=0, val_images=0)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
-    optimizer = module.configure_optimizers()
+    module.trainer = pl.Trainer(max_steps=6, logger=False, enable_progress_bar=False)
+    optimizer = module.configure_optimizers()["optimizer"]
     losses = []
     for _ in range(6):
         output = module(batch)
@@ -104,8 +105,9 @@ def test_checkpoint_is_the_transform_net_only_and_round_trips(tmp_path):
     assert all(key.startswith("transform.") for key in raw["state_dict"])
     assert raw["hyper_parameters"]["name"] == "fast"
     assert OmegaConf.is_config(raw["hyper_parameters"]) is False
-    network, hparams = load_network(tmp_path / "last.ckpt")
-    assert hparams["style"]["name"] == "wave"
+    stylizer = load_stylizer(tmp_path / "last.ckpt")
+    network = stylizer.network
+    assert stylizer.hparams["style"]["name"] == "wave"
     image = torch.rand(1, 3, 29, 35)
     with torch.no_grad():
         torch.testing.assert_close(network(image), module.transform.eval()(image))
@@ -114,30 +116,10 @@ def test_checkpoint_is_the_transform_net_only_and_round_trips(tmp_path):
     assert size < 4 * parameters * 1.1  # the float32 weights and little else
 
 
-def wrong_kind_checkpoints(tmp_path):
-    """(file, message) pairs: each must fail in one clear sentence."""
-    state = {"conv1_1.weight": torch.zeros(1)}
-    torch.save(state, tmp_path / "vgg.pth")
-    torch.save({"hyper_parameters": {"name": "arbitrary"}, "state_dict": {}}, tmp_path / "arb.ckpt")
-    torch.save({"hyper_parameters": OmegaConf.create({"name": "fast"})}, tmp_path / "pickled.ckpt")
-    (tmp_path / "truncated.ckpt").write_bytes((tmp_path / "arb.ckpt").read_bytes()[:300])
-    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    (tmp_path / "empty.ckpt").write_bytes(b"")
-    return [
-        ("vgg.pth", "is not a fast-method checkpoint (it holds no trained transform network)"),
-        ("arb.ckpt", "is not a fast-method checkpoint (it was trained by method=arbitrary)"),
-        ("pickled.ckpt", "holds pickled Python objects"),
-        ("truncated.ckpt", "damaged or truncated"),
-        ("photo.jpg", "is not a PyTorch checkpoint file"),
-        ("empty.ckpt", "is not a PyTorch checkpoint file"),
-        ("missing.ckpt", "Checkpoint not found"),
-    ]
-
-
 def test_wrong_corrupt_and_missing_checkpoints_are_user_errors(tmp_path):
     for name, message in wrong_kind_checkpoints(tmp_path):
         with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            load_network(tmp_path / name)
+            load_stylizer(tmp_path / name, kind="fast")
 
 
 @pytest.mark.parametrize(

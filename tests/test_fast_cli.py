@@ -6,13 +6,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, ROOT, load_script, pattern, script_env
-from test_fast import wrong_kind_checkpoints
+from conftest import ASSETS, ROOT, load_script, pattern, script_env, wrong_kind_checkpoints
 
 import nst
 from nst.api import compose_config
 from nst.image import load_image, save_image
-from nst.inference import load_network
+from nst.inference import load_stylizer
 
 TRAIN = ["method=fast", "style=wave", "data=synthetic", "loss_net.weights=random",
          "trainer.max_steps=20", "logger=none"]  # fmt: skip
@@ -40,8 +39,8 @@ def stylize(*overrides):
 
 def test_train_writes_last_ckpt_and_stylize_uses_it(checkpoint, tmp_path):
     assert (checkpoint.parents[1] / ".hydra" / "config.yaml").is_file()
-    network, hparams = load_network(checkpoint)
-    assert hparams["style"]["name"] == "wave" and hparams["loss_net"]["weights"] == "random"
+    network = load_stylizer(checkpoint)
+    assert network.style_name == "wave" and network.hparams["loss_net"]["weights"] == "random"
     photo = save_image(pattern(45, 70, seed=3), tmp_path / "photo.png")
     before = photo.read_bytes()
     result = subprocess.run(
@@ -86,7 +85,7 @@ def test_a_bad_image_in_a_folder_leaves_no_output(checkpoint, tmp_path, capsys):
 def test_export_matches_pytorch_at_any_size(checkpoint, tmp_path, kind, suffix):
     output = tmp_path / f"wave{suffix}"
     stylize(f"ckpt={checkpoint}", f"export={kind}", f"output={output}")
-    network, _ = load_network(checkpoint)
+    network = load_stylizer(checkpoint)
     image = pattern(37, 90, seed=4).repeat(3, 1, 1, 1)
     if kind == "onnx":
         import onnxruntime

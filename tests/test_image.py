@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +8,6 @@ from PIL import Image
 
 from nst.errors import UserError
 from nst.image import (
-    current_umask,
     finish_color_preservation,
     load_image,
     luminance,
@@ -73,7 +74,9 @@ def test_save_by_extension_leaves_no_temp_files(tmp_path, suffix, fmt):
     path = save_image(image, tmp_path / f"out{suffix}")
     assert Image.open(path).format == fmt
     assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]
-    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     reloaded = load_image(path)
     assert reloaded.shape == image.shape
     if suffix == ".png":

@@ -9,42 +9,26 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, load_script, pattern, script_env, tiny_arbitrary_checkpoint
+from conftest import (
+    RATE,
+    ROOT,
+    load_script,
+    pattern,
+    script_env,
+    tiny_arbitrary_checkpoint,
+    tiny_fast_checkpoint,
+    write_video,
+)
 
 from nst.api import compose_config
 from nst.errors import UserError
 from nst.image import save_image
-from nst.inference import batch_stylizer, load_network
+from nst.inference import batch_stylizer, load_stylizer
 from nst.networks import TransformNet
 from nst.stability import random_affine, stability_loss, warp
 from nst.video import is_video, output_size, stylize_video
 
 stylize_script = load_script("stylize")
-RATE = Fraction(24000, 1001)
-
-
-def write_video(path, frames=10, width=48, height=32, rate=RATE, audio="aac", pix_fmt="yuv420p"):
-    """A synthetic clip: moving colour gradients, and a 440 Hz tone if `audio` names a codec."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264" if pix_fmt == "yuv420p" else "libx264rgb", rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        sound = container.add_stream(audio, rate=48000, layout="mono") if audio else None
-        y, x = np.mgrid[0:height, 0:width]
-        for index in range(frames):
-            pixels = np.stack([(x * 5 + index * 9) % 256, (y * 7) % 256, (x + y) % 256], axis=-1)
-            frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")
-            container.mux(video.encode(frame))
-        container.mux(video.encode(None))
-        if sound is not None:
-            seconds = frames / float(rate)
-            samples = np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000)
-            for start in range(0, len(samples), 1024):
-                chunk = (samples[start : start + 1024] * 0.5).astype(np.float32)[None]
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate, frame.pts = 48000, start
-                container.mux(sound.encode(frame))
-            container.mux(sound.encode(None))
-    return path
 
 
 def probe(path) -> dict:
@@ -60,14 +44,7 @@ def probe(path) -> dict:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A fast-method checkpoint of a small randomly initialised TransformNet."""
-    torch.manual_seed(0)
-    settings = {"channels": 4, "residual_blocks": 1, "norm": "instance", "upsample": "nearest"}
-    network = TransformNet(**settings)
-    path = tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt"
-    hparams = {"name": "fast", "network": settings, "style": {"name": "wave"}}
-    state = {f"transform.{key}": value for key, value in network.state_dict().items()}
-    torch.save({"hyper_parameters": hparams, "state_dict": state}, path)
-    return path
+    return tiny_fast_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt")
 
 
 def stylize(*overrides):
@@ -89,7 +66,7 @@ def test_a_video_round_trip_keeps_frames_size_rate_and_audio(checkpoint, tmp_pat
     assert output["audio"] == "aac" and clip.read_bytes() == before
     # The frames are the network's output, not the source: compared in luma, which H.264 keeps
     # at full resolution (a random network's colour noise does not survive 4:2:0 chroma).
-    network, _ = load_network(checkpoint)
+    network = load_stylizer(checkpoint)
     with torch.no_grad():
         expected = network(torch.from_numpy(source["pixels"]).permute(0, 3, 1, 2).float() / 255)
     expected = (expected.permute(0, 2, 3, 1) * 255).numpy()
@@ -112,7 +89,7 @@ def test_an_arbitrary_checkpoint_stylises_a_video_with_any_style(tmp_path):
 def test_audio_the_container_cannot_hold_is_transcoded_to_aac(checkpoint, tmp_path):
     clip = write_video(tmp_path / "clip.mkv", frames=4, audio="libopus", rate=Fraction(25))
     output = tmp_path / "styled.mov"
-    network, _ = load_network(checkpoint)
+    network = load_stylizer(checkpoint)
     device = torch.device("cpu")
     report = stylize_video(clip, output, batch_stylizer(network, device), device, progress=False)
     assert "audio transcoded to AAC (.mov cannot hold opus)" in report.notes
@@ -123,7 +100,7 @@ def test_audio_the_container_cannot_hold_is_transcoded_to_aac(checkpoint, tmp_pa
 def test_odd_sizes_lose_one_pixel_and_size_resizes(checkpoint, tmp_path):
     clip = write_video(tmp_path / "odd.mkv", frames=3, width=35, height=21, audio=None,
                        pix_fmt="rgb24")  # fmt: skip
-    network, _ = load_network(checkpoint)
+    network = load_stylizer(checkpoint)
     device = torch.device("cpu")
     report = stylize_video(clip, tmp_path / "a.mp4", batch_stylizer(network, device), device,
                            progress=False)  # fmt: skip
@@ -164,7 +141,7 @@ def test_bad_video_outputs_are_refused_before_any_work(checkpoint, tmp_path, cap
     clip = write_video(tmp_path / "clip.mp4", frames=2, audio=None)
     (tmp_path / "taken.mp4").write_bytes(b"keep")
     for output, message in [("out.gif", "use a .mp4, .mkv or .mov output"),
-                            ("taken.mp4", "already exists"), ("clip.mp4", "also the input"),
+                            ("taken.mp4", "already exists"), ("clip.mp4", "also an input"),
                             ("nowhere/out.mp4", "does not exist")]:  # fmt: skip
         with pytest.raises(SystemExit):
             stylize(f"ckpt={checkpoint}", f"input={clip}", f"output={tmp_path / output}")

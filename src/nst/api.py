@@ -62,30 +62,33 @@ def warn_about_precision(cfg: DictConfig) -> None:
         )
 
 
+def stylizer_source(cfg: DictConfig) -> str | Path | None:
+    """The trained network `ckpt=PATH` or `model=NAME` names, or None when neither is given."""
+    if cfg.ckpt is not None and cfg.model is not None:
+        raise UserError("Pass ckpt=PATH or model=NAME, not both.")
+    if cfg.ckpt is not None:
+        return Path(cfg.ckpt)
+    return None if cfg.model is None else str(cfg.model)
+
+
 def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Tensor:
     """Stylise one content image as a composed `stylize` config says; returns 1×3×H×W."""
     from nst.methods.basic import build_loss, optimize_image
     from nst.methods.improved import build_improved_loss
 
-    if cfg.ckpt is not None:
-        from nst.inference import (
-            arbitrary_network,
-            checkpoint_method,
-            load_network,
-            style_name,
-            stylize_image,
-        )
+    source = stylizer_source(cfg)
+    if source is not None:
+        from nst.inference import load_stylizer, stylize_image
 
-        if checkpoint_method(cfg.ckpt) == "arbitrary":
-            weights = None if cfg.style_weights is None else list(cfg.style_weights)
-            network = arbitrary_network(cfg.ckpt, styles, weights, cfg.strength, cfg.style_size)
-            return stylize_image(network, content, cfg.size, cfg.device, cfg.precision)
-        network, hparams = load_network(cfg.ckpt)
-        if styles:
-            raise UserError(
-                f"{cfg.ckpt} stylises in its own style ({style_name(hparams)}); drop style=."
-            )
-        return stylize_image(network, content, cfg.size, cfg.device, cfg.precision)
+        stylizer = load_stylizer(
+            source,
+            styles,
+            cfg.style_weights,
+            cfg.strength,
+            preserve_color=cfg.preserve_color,
+            style_size=cfg.style_size,
+        )
+        return stylize_image(stylizer, content, cfg.size, cfg.device, cfg.precision)
     if cfg.method.name in ("basic", "improved"):
         if not styles:
             raise UserError(f"method={cfg.method.name} needs a style image: add style=PATH.")
@@ -131,18 +134,21 @@ def stylize(
     method: str = "basic",
     progress: bool = False,
     ckpt: str | Path | None = None,
+    model: str | None = None,
     **options,
 ) -> Image.Image:
     """Stylise `content` with `style` (one image or several) and return a PIL image.
 
     `options` are command-line names: `size`, `preserve_color`, `device`, `style_weights`,
     `seed`, any `method.*` key (`iterations`, `style_weight`, …) and `loss_net={...}`.
-    With `ckpt` (a checkpoint from train.py) the trained network stylises `content` in one
-    forward pass; `size`, `device` and `precision` apply. An arbitrary-method checkpoint takes
-    `style` (one image, or several mixed by `style_weights`) and `strength` (0 … 1).
+    With `ckpt` (a checkpoint from train.py) or `model` (a zoo model: `nst.zoo.names()`) the
+    trained network stylises `content` in one forward pass; `size`, `device`, `precision`,
+    `preserve_color` and `strength` (0 … 1) apply. An arbitrary-method checkpoint takes `style`
+    (one image, or several mixed by `style_weights`).
     """
     cfg = compose_config("stylize", [f"method={method}"])
     cfg.ckpt = None if ckpt is None else str(ckpt)
+    cfg.model = model
     apply_options(cfg, options)
     if style is None:
         styles = []

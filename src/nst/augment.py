@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 
 from nst.errors import UserError
 from nst.image import from_pil
-from nst.inference import check_image_size, load_arbitrary, read_checkpoint, style_embedding
+from nst.inference import check_image_size, load_stylizer, read_checkpoint, style_embedding
 from nst.networks import ConditionalTransformNet
 from nst.predictors import resize_for_predictor
 
@@ -143,12 +143,13 @@ class StyleAugment(v2.Transform):
             distribution = read_distribution(paintings)
         elif isinstance(paintings, (str, Path)) and not Path(paintings).expanduser().is_dir():
             raise UserError(f"Painting folder not found: {paintings}; give a folder of paintings.")
-        predictor, transform, _ = load_arbitrary(path)
+        networks = load_stylizer(path, kind="arbitrary")
         if distribution is None:
-            distribution = fit_distribution(
-                painting_embeddings(predictor, paintings, predictor_size)
-            )
-        augment = cls(predictor, transform, distribution, strength, p, seed, predictor_size)
+            embeddings = painting_embeddings(networks.predictor, paintings, predictor_size)
+            distribution = fit_distribution(embeddings)
+        augment = cls(
+            networks.predictor, networks.transform, distribution, strength, p, seed, predictor_size
+        )
         return augment.to(device)
 
     @property

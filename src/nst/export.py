@@ -8,14 +8,14 @@ random inputs of sizes it was not traced at and compared with eager PyTorch; a m
 difference of `TOLERANCE` or more is an error and nothing is written.
 """
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from nst.outputs import atomic_file
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 TOLERANCE = 1e-3
@@ -110,22 +110,13 @@ def export(network: nn.Module, kind: str, path: Path, signature: Signature | Non
     signature = signature or Signature()
     write, run = EXPORTERS[kind]
     network = network.float().eval().cpu()
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
-    )
-    os.close(handle)
-    temporary = Path(temporary)
-    try:
-        with warnings.catch_warnings():  # exporter notes and TorchScript's deprecation notice
-            warnings.simplefilter("ignore")
-            write(network, temporary, signature)
-            inputs = signature.examples(check=True)
-            difference = (run(temporary, inputs, signature) - network(*inputs)).abs().max().item()
+    with atomic_file(path) as temporary, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter notes and TorchScript's deprecation notice
+        write(network, temporary, signature)
+        inputs = signature.examples(check=True)
+        difference = (run(temporary, inputs, signature) - network(*inputs)).abs().max().item()
         if not difference < TOLERANCE:
             raise RuntimeError(
                 f"The {kind} export differs from PyTorch by {difference:.2e} (limit {TOLERANCE})."
             )
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return difference

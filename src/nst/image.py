@@ -4,7 +4,6 @@ Inside the package an image is an RGB float tensor in [0, 1], N×3×H×W.
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from nst.errors import UserError
+from nst.outputs import IMAGE_FORMATS, atomic_file, check_folder
 from nst.samples import is_sample, load_sample
 
-IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 COLOR_MODES = ("none", "luminance", "histogram")
 
 # Y of YIQ (the NTSC luma) and the I, Q chroma rows.
@@ -103,31 +102,15 @@ def check_output_path(path: str | os.PathLike) -> Path:
         raise UserError(
             f"Cannot write '{path.name}': use a .png, .jpg or .webp extension for the output."
         )
-    if not path.parent.is_dir():
-        raise UserError(f"Output folder {path.parent} does not exist; create it or pick another.")
-    return path
-
-
-def current_umask() -> int:
-    """The process's file-creation mask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return check_folder(path)
 
 
 def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
-    """Write an image by extension (PNG/JPEG/WebP) atomically: a temp file renamed into place."""
+    """Write an image by extension (PNG/JPEG/WebP) atomically (`nst.outputs.atomic_file`)."""
     path = check_output_path(path)
     pil = to_pil(image)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            pil.save(file, format=IMAGE_FORMATS[path.suffix.lower()], quality=quality)
-        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes 0600; give a normal file's mode
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temporary, open(temporary, "wb") as file:
+        pil.save(file, format=IMAGE_FORMATS[path.suffix.lower()], quality=quality)
     return path
 
 
@@ -201,6 +184,12 @@ def match_color_histogram(style: Tensor, content: Tensor, mode: str = "pca") -> 
     return matched.reshape(style.shape).to(style.dtype).clamp(0, 1)
 
 
+def check_color_mode(mode: str) -> None:
+    """Raise a `UserError` unless `mode` is a `preserve_color` setting."""
+    if mode not in COLOR_MODES:
+        raise UserError(f"Unknown preserve_color '{mode}'; use one of {', '.join(COLOR_MODES)}.")
+
+
 def prepare_color_preservation(
     content: Tensor, styles: list[Tensor], mode: str
 ) -> tuple[Tensor, list[Tensor]]:
@@ -209,8 +198,7 @@ def prepare_color_preservation(
     `luminance`: both become gray luminance images, the style's matched to the content's
     statistics. `histogram`: each style is recoloured to the content's colour statistics.
     """
-    if mode not in COLOR_MODES:
-        raise UserError(f"Unknown preserve_color '{mode}'; use one of {', '.join(COLOR_MODES)}.")
+    check_color_mode(mode)
     if mode == "luminance":
         gray_content = luminance(content).expand(-1, 3, -1, -1).contiguous()
         return gray_content, [match_luminance(style, content) for style in styles]
@@ -223,4 +211,16 @@ def finish_color_preservation(output: Tensor, content: Tensor, mode: str) -> Ten
     """Undo what `prepare_color_preservation` did: put the content's chroma back for `luminance`."""
     if mode == "luminance":
         return combine_luminance(output, content)
+    return output
+
+
+def keep_content_colors(output: Tensor, content: Tensor, mode: str) -> Tensor:
+    """A trained network's N×3×H×W output with each content image's colours (`mode`):
+    `luminance` keeps the output's luminance with the content's chroma (YIQ), `histogram`
+    matches the output's colour mean and covariance to the content's ("Preserving Color")."""
+    if mode == "luminance":
+        return combine_luminance(output, content)
+    if mode == "histogram":
+        pairs = zip(output.split(1), content.split(1), strict=True)
+        return torch.cat([match_color_histogram(image, photo) for image, photo in pairs])
     return output

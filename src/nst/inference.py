@@ -1,24 +1,33 @@
-"""Trained feed-forward networks at inference: read a checkpoint safely, stylise image batches.
+"""Trained feed-forward networks at inference: one loader, one kind of object.
 
-A checkpoint is what `train.py` writes (a Lightning checkpoint: `state_dict` + plain
-`hyper_parameters`). It is read with `torch.load(..., weights_only=True)`, so opening a downloaded
-checkpoint never runs code, and rebuilt without Lightning or the VGG, so start-up stays short.
+`load_stylizer(source, …)` reads a train.py checkpoint or a zoo model (`nst.zoo`) once, looks the
+method that wrote it up in `KINDS` and returns a `Stylizer`: an `nn.Module` mapping N×3×H×W
+images in [0, 1] to stylised ones, which images, folders, videos, export, `nst.stylize` and
+`StyleAugment` all take. Checkpoints are read with `torch.load(..., weights_only=True)`, so opening
+a downloaded one never runs code, and rebuilt without Lightning. Adding a method's inference is
+one `Stylizer` subclass and one `KINDS` entry.
 """
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from nst.errors import UserError
-from nst.image import load_image, resize_long_side
-from nst.methods.common import torch_device
+from nst.export import Signature, predictor_signature, transformer_signature
+from nst.image import check_color_mode, keep_content_colors, resize_long_side
+from nst.methods.common import check_style_weights, torch_device
 from nst.networks import ConditionalTransformNet, TransformNet
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_SIDE = 8
+DAMAGED = (
+    "does not hold the weights its settings describe (a damaged or edited checkpoint); train "
+    "again or fetch the file again."
+)
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -43,49 +52,30 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def read_source(source: str | Path) -> tuple[dict, str]:
+    """(checkpoint, its name in messages) of `source`: a zoo model's name, or a checkpoint path.
+
+    A `Path` is always a file; a string is a zoo model when the zoo has one of that name, and a
+    bare word that is neither a model nor a file is an unknown model (the error lists the zoo).
+    """
+    from nst import zoo
+
+    if isinstance(source, str) and source in zoo.names():
+        return zoo.read_model(source), f"model {source}"
+    path = Path(source)
+    if isinstance(source, str) and not path.exists() and not path.suffix and path.name == source:
+        zoo.model_path(source)  # raises: "Unknown model …; the zoo has: …"
+    return read_checkpoint(path), str(path)
+
+
 def describe(checkpoint) -> str:
-    """What a checkpoint that is not a fast-method one holds, for the error message."""
+    """What a checkpoint holds, for the error about its kind."""
     if not isinstance(checkpoint, dict):
         return f"it holds a {type(checkpoint).__name__}"
     name = (checkpoint.get("hyper_parameters") or {}).get("name")
     if name:
         return f"it was trained by method={name}"
     return "it holds no trained transform network"
-
-
-def read_method_checkpoint(path: str | Path, method: str) -> tuple[dict, dict]:
-    """(checkpoint, hyperparameters) of a `method` checkpoint; any other file is a UserError."""
-    checkpoint = read_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or hparams.get("name") != method:
-        article = "an" if method[0] in "aeiou" else "a"
-        raise UserError(
-            f"{path} is not {article} {method}-method checkpoint ({describe(checkpoint)}); pass "
-            f"one written by python train.py method={method}."
-        )
-    return checkpoint, hparams
-
-
-def load_network(path: str | Path) -> tuple[TransformNet, dict]:
-    """The `TransformNet` of a fast-method checkpoint (eval mode, CPU) and its hyperparameters."""
-    checkpoint, hparams = read_method_checkpoint(path, "fast")
-    state = module_state(checkpoint, "transform")
-    network = TransformNet(**hparams["network"])
-    try:
-        network.load_state_dict(state)
-    except RuntimeError:
-        raise UserError(
-            f"{path} does not hold the weights its settings describe (a damaged or edited "
-            "checkpoint); train again or fetch the file again."
-        ) from None
-    return network.eval(), hparams
-
-
-def checkpoint_method(path: str | Path) -> str | None:
-    """The method (`fast`, `arbitrary`) that wrote the checkpoint at `path`, if it says."""
-    checkpoint = read_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    return hparams.get("name") if isinstance(hparams, dict) else None
 
 
 def module_state(checkpoint: dict, prefix: str) -> dict[str, Tensor]:
@@ -97,54 +87,229 @@ def module_state(checkpoint: dict, prefix: str) -> dict[str, Tensor]:
     }
 
 
-def load_arbitrary(path: str | Path) -> tuple[nn.Module, ConditionalTransformNet, dict]:
-    """(style predictor P, transfer network T, hyperparameters) of an arbitrary-method checkpoint.
-
-    P's VGG is not in the checkpoint: it is rebuilt from the arch and weight source training
-    resolved (`hyper_parameters.loss_net`), so stylising needs those weights (Caffe: offline).
-    """
-    from nst.predictors import build_predictor
-    from nst.vgg import LossNetwork
-
-    checkpoint, hparams = read_method_checkpoint(path, "arbitrary")
-    try:
-        vgg = hparams["loss_net"]
-        loss_network = LossNetwork(vgg["arch"], vgg["weights"], hparams["pooling"])
-    except UserError as error:
-        raise UserError(
-            f"The style predictor of {path} needs the {vgg['weights']} {vgg['arch']} weights it "
-            f"was trained with: {error}"
-        ) from None
-    except (KeyError, TypeError):
-        raise UserError(
-            f"{path} lacks the settings of its networks (a damaged checkpoint)."
-        ) from None
-    try:
-        predictor = build_predictor(hparams["predictor"], loss_network, pretrained=False)
-        transform = ConditionalTransformNet(
-            **hparams["network"], embedding_size=hparams["predictor"]["embedding_size"]
-        )
-        predictor.load_state_dict(module_state(checkpoint, "predictor"))  # the VGG is not in it
-        transform.load_state_dict(module_state(checkpoint, "transform"))
-    except (RuntimeError, KeyError, TypeError):
-        raise UserError(
-            f"{path} does not hold the weights its settings describe (a damaged or edited "
-            "checkpoint); train again or fetch the file again."
-        ) from None
-    return predictor.eval(), transform.eval(), hparams
-
-
-def style_name(hparams: dict) -> str:
-    """The name of the style a checkpoint was trained on (for output file names)."""
-    style = hparams.get("style") or {}
-    return str(style.get("name") or "stylized")
-
-
 def check_image_size(image: Tensor, name: str) -> None:
     """Raise a `UserError` for images too small for the network's two stride-2 convs."""
     if min(image.shape[-2:]) < MIN_SIDE:
         height, width = image.shape[-2:]
         raise UserError(f"{name} is {width}×{height} px; the network needs at least {MIN_SIDE} px.")
+
+
+class Stylizer(nn.Module):
+    """A trained network ready to stylise: `forward` maps N×3×H×W in [0, 1] to the stylised batch,
+    with the content's colours kept if `preserve_color` says so (luminance | histogram)."""
+
+    takes_styles: ClassVar[bool] = False  # True: styles are given at use (arbitrary method)
+
+    def __init__(self, hparams: dict | None, label: str, strength: float, preserve_color: str):
+        super().__init__()
+        if not 0.0 <= strength <= 1.0:
+            raise UserError(f"strength must be between 0 and 1, got {strength}.")
+        check_color_mode(preserve_color)
+        self.hparams, self.label = hparams or {}, label
+        self.strength, self.preserve_color = float(strength), preserve_color
+
+    @property
+    def style_name(self) -> str | None:
+        """The style the network was trained on (None when styles are given at use)."""
+        return None
+
+    def transfer(self, images: Tensor) -> Tensor:
+        """The stylised batch, before colour preservation."""
+        raise NotImplementedError
+
+    def graphs(self) -> dict[str, tuple[nn.Module, Signature]]:
+        """The networks to export, by part name ("" for a single graph), with their signatures."""
+        raise NotImplementedError
+
+    def forward(self, images: Tensor) -> Tensor:
+        output = self.transfer(images)
+        if self.preserve_color == "none":
+            return output
+        with torch.autocast(images.device.type, enabled=False):
+            return keep_content_colors(output.float(), images.float(), self.preserve_color)
+
+
+class FastStylizer(Stylizer):
+    """A fast-method `TransformNet` T in its trained style. With `strength` s < 1 the output is
+    s·T(x) + (1 − s)·x, a blend between the photo and the full stylisation."""
+
+    def __init__(
+        self,
+        network: TransformNet,
+        hparams: dict | None = None,
+        label: str = "The network",
+        strength: float = 1.0,
+        preserve_color: str = "none",
+    ):
+        super().__init__(hparams, label, strength, preserve_color)
+        self.network = network
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict, label: str, **settings) -> "FastStylizer":
+        hparams = checkpoint["hyper_parameters"]
+        network = TransformNet(**hparams["network"])
+        try:
+            network.load_state_dict(module_state(checkpoint, "transform"))
+        except RuntimeError:
+            raise UserError(f"{label} {DAMAGED}") from None
+        return cls(network, hparams, label, **settings)
+
+    @property
+    def style_name(self) -> str:
+        return str((self.hparams.get("style") or {}).get("name") or "stylized")
+
+    def transfer(self, images: Tensor) -> Tensor:
+        output = self.network(images)
+        return output if self.strength == 1.0 else torch.lerp(images, output, self.strength)
+
+    def graphs(self) -> dict[str, tuple[nn.Module, Signature]]:
+        return {"": (self.network, Signature())}
+
+
+@torch.no_grad()
+def style_embedding(
+    predictor: nn.Module,
+    styles: Sequence[Tensor],
+    weights: Sequence[float] | None = None,
+    size: int | None = 256,
+) -> Tensor:
+    """S = Σ_i w_i P(style_i) / Σ w (1×E): one style, or a weighted mix of several (the paper's
+    convex combination of embeddings). Each style's long side is resized to `size` first."""
+    from nst.predictors import resize_for_predictor
+
+    check_style_weights(styles, weights)
+    weights = [1.0] * len(styles) if weights is None else [float(w) for w in weights]
+    embeddings = [predictor(resize_for_predictor(style, size)) for style in styles]
+    return sum(w * e for w, e in zip(weights, embeddings, strict=True)) / sum(weights)
+
+
+class ArbitraryStylizer(Stylizer):
+    """An arbitrary-method style predictor P and conditional network T, set to a style by
+    `set_styles` (S_style, computed once). With `strength` w < 1 each image is stylised with
+    S = w·S_style + (1 − w)·P(image), the paper's interpolation with the image's own embedding
+    (Ghiasi et al. §4, identity interpolation; w = 0 ≈ the photo)."""
+
+    takes_styles = True
+
+    def __init__(
+        self,
+        predictor: nn.Module,
+        transform: ConditionalTransformNet,
+        hparams: dict | None = None,
+        label: str = "The network",
+        strength: float = 1.0,
+        preserve_color: str = "none",
+    ):
+        super().__init__(hparams, label, strength, preserve_color)
+        self.predictor, self.transform = predictor, transform
+        self.register_buffer("embedding", None)
+        self.predictor_size: int | None = 256
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict, label: str, **settings) -> "ArbitraryStylizer":
+        """P's VGG is not in the checkpoint: it is rebuilt from the arch and weight source
+        training resolved (`hyper_parameters.loss_net`), so these weights must be at hand."""
+        from nst.predictors import build_predictor
+        from nst.vgg import LossNetwork
+
+        hparams = checkpoint["hyper_parameters"]
+        try:
+            vgg = hparams["loss_net"]
+            loss_network = LossNetwork(vgg["arch"], vgg["weights"], hparams["pooling"])
+        except UserError as error:
+            raise UserError(
+                f"The style predictor of {label} needs the {vgg['weights']} {vgg['arch']} "
+                f"weights it was trained with: {error}"
+            ) from None
+        except (KeyError, TypeError):
+            raise UserError(f"{label} lacks the settings of its networks (damaged).") from None
+        try:
+            predictor = build_predictor(hparams["predictor"], loss_network, pretrained=False)
+            transform = ConditionalTransformNet(
+                **hparams["network"], embedding_size=hparams["predictor"]["embedding_size"]
+            )
+            predictor.load_state_dict(module_state(checkpoint, "predictor"))  # without the VGG
+            transform.load_state_dict(module_state(checkpoint, "transform"))
+        except (RuntimeError, KeyError, TypeError):
+            raise UserError(f"{label} {DAMAGED}") from None
+        return cls(predictor, transform, hparams, label, **settings)
+
+    def set_styles(
+        self,
+        styles: Sequence[Tensor],
+        weights: Sequence[float] | None = None,
+        size: int | None = 256,
+    ) -> "ArbitraryStylizer":
+        """Stylise with `styles` (mixed by `weights`), each read by P at long side `size`."""
+        self.predictor_size = size
+        embedding = style_embedding(self.predictor, styles, weights, size)
+        self.embedding = embedding.reshape(1, -1)
+        return self
+
+    def transfer(self, images: Tensor) -> Tensor:
+        from nst.predictors import resize_for_predictor
+
+        if self.embedding is None:
+            raise UserError(f"{self.label} stylises with any style image: add style=PATH.")
+        embedding = self.embedding.expand(len(images), -1)
+        if self.strength < 1.0:
+            own = self.predictor(resize_for_predictor(images, self.predictor_size))
+            embedding = torch.lerp(own, embedding, self.strength)
+        return self.transform(images, embedding)
+
+    def graphs(self) -> dict[str, tuple[nn.Module, Signature]]:
+        size = self.transform.style_params.in_features
+        return {
+            "predictor": (self.predictor, predictor_signature()),
+            "transformer": (self.transform, transformer_signature(size)),
+        }
+
+
+KINDS: dict[str, type[Stylizer]] = {"fast": FastStylizer, "arbitrary": ArbitraryStylizer}
+
+
+def load_stylizer(
+    source: str | Path,
+    styles: Sequence[Tensor] | None = None,
+    style_weights: Sequence[float] | None = None,
+    strength: float = 1.0,
+    *,
+    preserve_color: str = "none",
+    style_size: int | None = 256,
+    kind: str | None = None,
+) -> Stylizer:
+    """The `Stylizer` of `source` (a zoo model name or a checkpoint path; see `read_source`).
+
+    `styles` (mixed by `style_weights`, read at long side `style_size`) set a network that takes
+    any style; `None` leaves it unset (export, `StyleAugment`), an empty list is an error for it.
+    A network trained on one style refuses `styles`. `strength` in [0, 1] tones the style down;
+    `kind` (a `KINDS` key) refuses checkpoints of other methods.
+    """
+    checkpoint, label = read_source(source)
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    method = hparams.get("name") if isinstance(hparams, dict) else None
+    wanted = [kind] if kind else list(KINDS)
+    if method not in wanted:
+        first, *others = [f"{'an' if k[0] in 'aeiou' else 'a'} {k}-method" for k in wanted]
+        raise UserError(
+            f"{label} is not {first} checkpoint ({describe(checkpoint)})"
+            + "".join(f" nor {other} one" for other in others)
+            + f"; pass one written by python train.py method={' or method='.join(wanted)}."
+        )
+    stylizer_class = KINDS[method]
+    if styles and not stylizer_class.takes_styles:
+        name = (hparams.get("style") or {}).get("name") or "stylized"
+        raise UserError(f"{label} stylises in its own style ({name}); drop style=.")
+    if stylizer_class.takes_styles and styles is not None and not styles:
+        raise UserError(f"{label} stylises with any style image: add style=PATH.")
+    if styles:
+        check_style_weights(styles, style_weights)
+    stylizer = stylizer_class.from_checkpoint(
+        checkpoint, label, strength=strength, preserve_color=preserve_color
+    ).eval()
+    if styles:
+        stylizer.set_styles(styles, style_weights, style_size)
+    return stylizer
 
 
 def autocast(device: torch.device, precision: str):
@@ -156,45 +321,36 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=PRECISIONS[precision])
 
 
-def prepare(network: TransformNet, device: torch.device) -> TransformNet:
-    """The network on `device`, channels-last (faster convolutions on CPU and GPU)."""
-    return network.to(device=device, memory_format=torch.channels_last)
-
-
-def load_content(path: str | Path, size: int | None) -> Tensor:
-    """An input image as 1×3×H×W, long side resized to `size` if given, checked for size."""
-    image = load_image(path, size)
-    check_image_size(image, str(path))
-    return image
-
-
-@torch.inference_mode()
-def stylize_batch(
-    network: TransformNet, images: Tensor, device: torch.device, precision: str = "fp32"
-) -> Tensor:
-    """Stylise an N×3×H×W batch in [0, 1] with a `prepare`d network; returns float32 on CPU."""
-    images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-    with autocast(device, precision):
-        output = network(images)
-    return output.float().cpu()
-
-
 def batch_stylizer(
-    network: TransformNet, device: torch.device, precision: str = "fp32"
+    network: nn.Module, device: torch.device, precision: str = "fp32"
 ) -> Callable[[Tensor], Tensor]:
-    """A function stylising N×3×H×W float batches already on `device`, output float there.
-
-    The network is `prepare`d once; this is the `nst.video.Stylizer` of the fast method.
-    """
-    network = prepare(network, device)
-    autocast(device, precision)  # an unknown precision fails now, before a video is opened
+    """A function stylising N×3×H×W float batches on `device` with `network` (a `Stylizer`, or
+    any image-to-image module), output float32 there: the one way images, folders and videos
+    run a network. It is moved to `device` channels-last (faster convolutions) once."""
+    network = network.to(device=device, memory_format=torch.channels_last)
+    autocast(device, precision)  # an unknown precision fails now, before any input is read
 
     @torch.inference_mode()
     def stylize(images: Tensor) -> Tensor:
+        images = images.to(device, non_blocking=True)
         with autocast(device, precision):
             return network(images.contiguous(memory_format=torch.channels_last)).float()
 
     return stylize
+
+
+def stylize_image(
+    network: nn.Module,
+    image: Tensor,
+    size: int | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+) -> Tensor:
+    """Stylise one 1×3×H×W image (long side resized to `size` if given); returns it on CPU."""
+    if size is not None:
+        image = resize_long_side(image, size)
+    check_image_size(image, "The input image")
+    return batch_stylizer(network, torch_device(device), precision)(image).cpu()
 
 
 def same_size_batches(
@@ -210,84 +366,3 @@ def same_size_batches(
         images.append(image)
     if images:
         yield names, torch.cat(images)
-
-
-def stylize_image(
-    network: TransformNet,
-    image: Tensor,
-    size: int | None = None,
-    device: str = "auto",
-    precision: str = "fp32",
-) -> Tensor:
-    """Stylise one 1×3×H×W image (long side resized to `size` if given); returns it on CPU."""
-    if size is not None:
-        image = resize_long_side(image, size)
-    check_image_size(image, "The input image")
-    target = torch_device(device)
-    return stylize_batch(prepare(network, target), image, target, precision)
-
-
-class StyledTransform(nn.Module):
-    """An arbitrary-style network set to one style: image → stylised image, like `TransformNet`.
-
-    The style's embedding S_style is computed once (`style_embedding`). With `strength` w < 1
-    each image is stylised with S = w·S_style + (1 − w)·P(image), the paper's interpolation
-    with the image's own embedding (Ghiasi et al. §4, identity interpolation; w = 0 ≈ the photo).
-    """
-
-    def __init__(
-        self,
-        predictor: nn.Module,
-        transform: ConditionalTransformNet,
-        embedding: Tensor,
-        strength: float = 1.0,
-        predictor_size: int | None = 256,
-    ):
-        super().__init__()
-        if not 0.0 <= strength <= 1.0:
-            raise UserError(f"strength must be between 0 and 1, got {strength}.")
-        self.predictor, self.transform = predictor, transform
-        self.register_buffer("embedding", embedding.detach().reshape(1, -1))
-        self.strength, self.predictor_size = float(strength), predictor_size
-
-    def forward(self, image: Tensor) -> Tensor:
-        from nst.predictors import resize_for_predictor
-
-        embedding = self.embedding.expand(len(image), -1)
-        if self.strength < 1.0:
-            own = self.predictor(resize_for_predictor(image, self.predictor_size))
-            embedding = torch.lerp(own, embedding, self.strength)
-        return self.transform(image, embedding)
-
-
-@torch.no_grad()
-def style_embedding(
-    predictor: nn.Module,
-    styles: list[Tensor],
-    weights: list[float] | None = None,
-    size: int | None = 256,
-) -> Tensor:
-    """S = Σ_i w_i P(style_i) / Σ w (1×E): one style, or a weighted mix of several (the paper's
-    convex combination of embeddings). Each style's long side is resized to `size` first."""
-    from nst.methods.basic import check_style_weights
-    from nst.predictors import resize_for_predictor
-
-    if not styles:
-        raise UserError("An arbitrary-style checkpoint needs a style image: add style=PATH.")
-    check_style_weights(styles, weights)
-    weights = [1.0] * len(styles) if weights is None else [float(w) for w in weights]
-    embeddings = [predictor(resize_for_predictor(style, size)) for style in styles]
-    return sum(w * e for w, e in zip(weights, embeddings, strict=True)) / sum(weights)
-
-
-def arbitrary_network(
-    path: str | Path,
-    styles: list[Tensor],
-    weights: list[float] | None = None,
-    strength: float = 1.0,
-    style_size: int | None = 256,
-) -> StyledTransform:
-    """The network of an arbitrary-method checkpoint set to `styles` (mixed by `weights`)."""
-    predictor, transform, _ = load_arbitrary(path)
-    embedding = style_embedding(predictor, styles, weights, style_size)
-    return StyledTransform(predictor, transform, embedding, strength, style_size).eval()

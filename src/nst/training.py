@@ -20,6 +20,7 @@ from torch import Tensor
 
 from nst.errors import UserError
 from nst.image import save_image
+from nst.outputs import atomic_file
 
 LR_SCHEDULES = ("constant", "cosine")
 WANDB_HOST = "https://api.wandb.ai"
@@ -90,15 +91,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with atomic_file(path) as temporary, open(temporary, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 class StepCheckpoint(ModelCheckpoint):

@@ -20,7 +20,6 @@ import contextlib
 import io
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,12 +34,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from nst.errors import UserError
-from nst.image import IMAGE_FORMATS, current_umask
+from nst.outputs import IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, atomic_file, check_output
 
 Stylizer = Callable[[Tensor], Tensor]
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv"}
-OUTPUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}  # containers that hold H.264
 IMAGE_CONTAINERS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"}
 DEPTH = 2  # batches in flight between the threads
 
@@ -59,7 +57,7 @@ def is_video(path: str | os.PathLike) -> bool:
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return True
-    if suffix in IMAGE_FORMATS or suffix in {".bmp", ".tif", ".tiff"} or not path.is_file():
+    if suffix in IMAGE_SUFFIXES or not path.is_file():
         return False
     try:
         with av.open(str(path)) as container:
@@ -70,14 +68,9 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def check_video_output(output: Path, input_path: Path, overwrite: bool) -> None:
     """Refuse an output that is not an H.264 container, overwrites the input, or exists."""
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+    if output.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
         raise UserError(f"Cannot write '{output.name}': use a .mp4, .mkv or .mov output for video.")
-    if not output.parent.is_dir():
-        raise UserError(f"Output folder {output.parent} does not exist; create it or pick another.")
-    if output.resolve() == input_path.resolve():
-        raise UserError(f"Output {output} is also the input; choose another output path.")
-    if output.exists() and not overwrite:
-        raise UserError(f"{output} already exists; pass overwrite=true or choose another output.")
+    check_output(output, overwrite, [input_path])
 
 
 def open_video(path: Path) -> av.container.InputContainer:
@@ -364,20 +357,24 @@ def stylize_video(
         if size is None and (width, height) != (video.width, video.height):
             notes.append(f"cropped {video.width}×{video.height} to {width}×{height} (H.264 "
                          "yuv420p needs even sides)")  # fmt: skip
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{output.stem}.", suffix=output.suffix, dir=output.parent
-        )
-        os.close(handle)
-        start, frames, finished, written = time.perf_counter(), 0, False, False
-        try:
-            writer = VideoWriter(Path(temporary), video, audio, width, height, crf, preset)
+        start, frames, finished = time.perf_counter(), 0, False
+        with atomic_file(output) as temporary:
+            writer = VideoWriter(temporary, video, audio, width, height, crf, preset)
             if audio is not None:
-                notes.append("audio copied" if writer.audio_copied else
-                             f"audio transcoded to AAC ({output.suffix} cannot hold "
-                             f"{audio.codec_context.name})")  # fmt: skip
+                notes.append(
+                    "audio copied"
+                    if writer.audio_copied
+                    else f"audio transcoded to AAC ({output.suffix} cannot hold "
+                    f"{audio.codec_context.name})"
+                )
             background = BackgroundWriter(writer.write)
-            bar = tqdm(total=video.frames or None, unit="frame", disable=not progress,
-                       desc=input_path.name, dynamic_ncols=True)  # fmt: skip
+            bar = tqdm(
+                total=video.frames or None,
+                unit="frame",
+                disable=not progress,
+                desc=input_path.name,
+                dynamic_ncols=True,
+            )
             try:
                 items = prefetch(decode(container, video, audio, width, height, batch_size))
                 with contextlib.closing(items), bar:
@@ -395,12 +392,6 @@ def stylize_video(
                 writer.close(flush=finished and frames > 0)
             if frames == 0:
                 raise UserError(f"{input_path} holds no decodable video frames; use another file.")
-            os.chmod(temporary, 0o666 & ~current_umask())
-            os.replace(temporary, output)
-            written = True
-        finally:
-            if not written:
-                Path(temporary).unlink(missing_ok=True)
     rate = video.average_rate or Fraction(25)
     report = VideoReport(output, frames, width, height, rate, time.perf_counter() - start, notes)
     return report

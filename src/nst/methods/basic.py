@@ -23,7 +23,13 @@ from nst.image import (
     save_image,
 )
 from nst.losses import PerceptualLoss, layer_weights
-from nst.methods.common import accelerator, check_loss_weights, quiet_lightning, torch_device
+from nst.methods.common import (
+    accelerator,
+    check_loss_weights,
+    check_style_weights,
+    quiet_lightning,
+    torch_device,
+)
 from nst.methods.scales import (
     PeakMemoryReport,
     check_image_shape,
@@ -115,19 +121,6 @@ def check_config(method: DictConfig) -> None:
         raise UserError(f"Unknown method.optimizer '{method.optimizer}'; use lbfgs or adam.")
     if method.save_every < 0:
         raise UserError(f"method.save_every must be 0 (off) or positive, got {method.save_every}.")
-
-
-def check_style_weights(styles: Sequence, style_weights: Sequence[float] | None) -> None:
-    """Raise a `UserError` unless the blend weights fit the styles."""
-    if style_weights is None:
-        return
-    if len(style_weights) != len(styles):
-        raise UserError(
-            f"{len(styles)} style images but {len(style_weights)} style_weights; "
-            "give one weight per style."
-        )
-    if any(weight < 0 for weight in style_weights) or sum(style_weights) <= 0:
-        raise UserError("style_weights must be non-negative with a positive sum.")
 
 
 def build_loss(method: DictConfig, loss_network: LossNetwork) -> PerceptualLoss:

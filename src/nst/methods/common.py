@@ -1,8 +1,8 @@
-"""Small pieces every method shares: device choice, loss-weight checks and a quiet Lightning."""
+"""Small pieces every method shares: device choice, weight checks and a quiet Lightning."""
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -35,6 +35,19 @@ def check_loss_weights(settings: Mapping) -> None:
             raise UserError(f"method.{knob} must be positive, got {value}.")
     if settings["tv_weight"] < 0:
         raise UserError(f"method.tv_weight must be zero or positive, got {settings['tv_weight']}.")
+
+
+def check_style_weights(styles: Sequence, style_weights: Sequence[float] | None) -> None:
+    """Raise a `UserError` unless the blend weights fit the styles."""
+    if style_weights is None:
+        return
+    if len(style_weights) != len(styles):
+        raise UserError(
+            f"{len(styles)} style images but {len(style_weights)} style_weights; "
+            "give one weight per style."
+        )
+    if any(weight < 0 for weight in style_weights) or sum(style_weights) <= 0:
+        raise UserError("style_weights must be non-negative with a positive sum.")
 
 
 def quiet_lightning() -> None:
