@@ -19,6 +19,12 @@ def user_error_cause(error: BaseException) -> UserError | None:
     return error
 
 
+def interrupted() -> None:
+    """Say that Ctrl-C stopped the command before it wrote anything, and exit with code 130."""
+    print("interrupted: nothing was written.", file=sys.stderr)
+    sys.exit(130)
+
+
 def exit_on_user_error(main: Callable) -> Callable:
     """Wrap a command-line entry point: a `UserError` becomes one line on stderr and exit code 2,
     Ctrl-C one line and exit code 130."""
@@ -34,7 +40,10 @@ def exit_on_user_error(main: Callable) -> Callable:
             print(f"error: {cause}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
-            print("interrupted: nothing was written.", file=sys.stderr)
-            sys.exit(130)
+            interrupted()
+        except SystemExit as exit_:  # Lightning turns Ctrl-C inside fit into exit code 1
+            if isinstance(exit_.__context__, KeyboardInterrupt):
+                interrupted()
+            raise
 
     return wrapper
