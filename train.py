@@ -175,8 +175,10 @@ def main(cfg: DictConfig) -> None:
         each.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if trainer.world_size > 1:
-        print(f"rank {trainer.global_rank} of {trainer.world_size} stopped at step "
-              f"{trainer.global_step}")  # fmt: skip
+        print(
+            f"rank {trainer.global_rank} of {trainer.world_size} stopped at step "
+            f"{trainer.global_step}"
+        )
     if trainer.is_global_zero:
         last = Path(cfg.checkpoint.dirpath) / "last.ckpt"
         style = " style=PAINTING" if cfg.method.get("trains_on_styles") else ""

@@ -74,8 +74,14 @@ def main() -> None:
             record(f"arbitrary, {group} styles", output, photo, style, time.perf_counter() - start)
             if index < args.basic_pairs:
                 start = time.perf_counter()
-                output = optimize_image(photo, [style], method_config(cfg), cfg.loss_net,
-                                        device=args.device, progress=False)  # fmt: skip
+                output = optimize_image(
+                    photo,
+                    [style],
+                    method_config(cfg),
+                    cfg.loss_net,
+                    device=args.device,
+                    progress=False,
+                )
                 name = f"basic {args.iterations} it, {group} styles"
                 record(name, output, photo, style, time.perf_counter() - start)
             print(f"{group} {index + 1}/{args.pairs} {photo_path} × {style_path}", flush=True)

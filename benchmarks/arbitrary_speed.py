@@ -29,10 +29,16 @@ def training_rate(variant, size: int, batch: int, steps: int, device: torch.devi
     """Images/s of ArbitraryStyle's training step (the module train.py builds)."""
     dtype, channels_last, compiled, tf32 = variant
     set_tf32(tf32)
-    cfg = compose_config("train", [
-        "method=arbitrary", "data=synthetic", "loss_net.weights=random",
-        f"method.channels_last={channels_last}", f"method.compile={compiled}",
-    ])  # fmt: skip
+    cfg = compose_config(
+        "train",
+        [
+            "method=arbitrary",
+            "data=synthetic",
+            "loss_net.weights=random",
+            f"method.channels_last={channels_last}",
+            f"method.compile={compiled}",
+        ],
+    )
     module = instantiate(cfg.method, _convert_="all")
     module.setup("fit")
     module.to(device)

@@ -42,9 +42,14 @@ def nst_iterations_per_second(size: int, iterations: int, device: str) -> float:
     cfg = compose_config("stylize", [f"size={size}", f"method.iterations={iterations}"])
     clock = StepClock()
     optimize_image(
-        load_sample("sample:chelsea"), [load_sample("sample:mosaic")],
-        method_config(cfg), cfg.loss_net, device=device, progress=False, callbacks=[clock],
-    )  # fmt: skip
+        load_sample("sample:chelsea"),
+        [load_sample("sample:mosaic")],
+        method_config(cfg),
+        cfg.loss_net,
+        device=device,
+        progress=False,
+        callbacks=[clock],
+    )
     warm = clock.times[2:]  # skip the first steps (allocation, L-BFGS start)
     return (len(warm) - 1) / (warm[-1] - warm[0])
 
@@ -56,11 +61,29 @@ def pastiche_iterations_per_second(
     device = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as folder:
         result = subprocess.run(
-            [sys.executable, "-m", "pastiche", "--device", device, "--num-steps", str(iterations),
-             "--size", str(size), "--info-step", str(info_step), "--content", str(content),
-             "--styles", str(style), "--output", f"{folder}/out.png"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pastiche",
+                "--device",
+                device,
+                "--num-steps",
+                str(iterations),
+                "--size",
+                str(size),
+                "--info-step",
+                str(info_step),
+                "--content",
+                str(content),
+                "--styles",
+                str(style),
+                "--output",
+                f"{folder}/out.png",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\d+\s", line)]
     (first_step, first_time), (last_step, last_time) = [
         (int(row[0]), float(row[1])) for row in (rows[1], rows[-1])
@@ -73,10 +96,17 @@ def command_seconds(*overrides: str) -> float:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, str(ROOT / "stylize.py"), "input=sample:chelsea",
-             "style=sample:mosaic", f"output={folder}/out.png", *overrides],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "stylize.py"),
+                "input=sample:chelsea",
+                "style=sample:mosaic",
+                f"output={folder}/out.png",
+                *overrides,
+            ],
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - start
 
 

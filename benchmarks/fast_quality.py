@@ -69,9 +69,14 @@ def main() -> None:
         snapshots = Snapshots(steps)
         start = time.perf_counter()
         output = optimize_image(
-            photo, [style], method_config(cfg), cfg.loss_net,
-            device=args.device, progress=False, callbacks=[snapshots],
-        )  # fmt: skip
+            photo,
+            [style],
+            method_config(cfg),
+            cfg.loss_net,
+            device=args.device,
+            progress=False,
+            callbacks=[snapshots],
+        )
         elapsed = time.perf_counter() - start
         for step in steps:
             record(

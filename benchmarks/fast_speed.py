@@ -73,10 +73,17 @@ def training_rate(variant, size: int, batch: int, steps: int, device: torch.devi
     """Images/s of FastStyle's training step (the module train.py builds, VGG16 loss, Adam)."""
     dtype, channels_last, compiled, tf32 = variant
     set_tf32(tf32)
-    cfg = compose_config("train", [
-        "method=fast", "styles@style=wave", "loss_net.weights=random", f"style_dir={STYLE}",
-        f"method.channels_last={channels_last}", f"method.compile={compiled}",
-    ])  # fmt: skip
+    cfg = compose_config(
+        "train",
+        [
+            "method=fast",
+            "styles@style=wave",
+            "loss_net.weights=random",
+            f"style_dir={STYLE}",
+            f"method.channels_last={channels_last}",
+            f"method.compile={compiled}",
+        ],
+    )
     module = instantiate(cfg.method, _convert_="all")
     module.setup("fit")
     module.to(device)
@@ -127,9 +134,14 @@ def cli_seconds(size: int, device: str, precision: str) -> tuple[float, float]:
         write_checkpoint(checkpoint)
         save_image(torch.rand(1, 3, size, size), photo)
         command = [
-            sys.executable, str(ROOT / "stylize.py"), f"ckpt={checkpoint}", f"input={photo}",
-            f"device={device}", f"precision={precision}", "overwrite=true",
-        ]  # fmt: skip
+            sys.executable,
+            str(ROOT / "stylize.py"),
+            f"ckpt={checkpoint}",
+            f"input={photo}",
+            f"device={device}",
+            f"precision={precision}",
+            "overwrite=true",
+        ]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, cwd=folder)
         wall = time.perf_counter() - start

@@ -43,8 +43,13 @@ class PeakMemory(pl.Callback):
 def stylize(method: str, device: str, *overrides: str, callbacks=()) -> None:
     """One run on the sample pair (chelsea, mosaic)."""
     cfg = compose_config("stylize", [f"method={method}", f"device={device}", *overrides])
-    run(cfg, load_sample("sample:chelsea"), [load_sample("sample:mosaic")], progress=False,
-        callbacks=list(callbacks))  # fmt: skip
+    run(
+        cfg,
+        load_sample("sample:chelsea"),
+        [load_sample("sample:mosaic")],
+        progress=False,
+        callbacks=list(callbacks),
+    )
 
 
 class StepTimes(pl.Callback):
@@ -62,8 +67,13 @@ class StepTimes(pl.Callback):
 def seconds_per_iteration(method: str, args: argparse.Namespace) -> float:
     """Seconds per step of one run at `--size` px, after two warm-up steps."""
     steps = StepTimes(args.clock)
-    stylize(method, args.device, f"size={args.size}", f"method.iterations={args.iterations}",
-            callbacks=[steps])  # fmt: skip
+    stylize(
+        method,
+        args.device,
+        f"size={args.size}",
+        f"method.iterations={args.iterations}",
+        callbacks=[steps],
+    )
     warm = steps.times[2:]
     return (warm[-1] - warm[0]) / (len(warm) - 1)
 
@@ -93,8 +103,9 @@ def main() -> None:
     clock = "wall" if args.clock == "wall" or (args.clock == "auto" and on_gpu) else "cpu"
     args.clock = time.perf_counter if clock == "wall" else time.process_time
     device = torch.cuda.get_device_name() if on_gpu else "CPU"
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}, {clock} seconds",
-          flush=True)  # fmt: skip
+    print(
+        f"device: {device}, torch threads: {torch.get_num_threads()}, {clock} seconds", flush=True
+    )
     compare_iterations(args)
     compare_scales(args)
 
@@ -108,15 +119,20 @@ def compare_iterations(args: argparse.Namespace) -> None:
     basic, improved = min(timings["basic"]), min(timings["improved"])
     print(f"\n| s/iteration at {args.size} px | basic | improved | improved / basic |")
     print("|---|---|---|---|")
-    print(f"| best of {args.repeats} runs of {args.iterations} iterations | {basic:.2f} | "
-          f"{improved:.2f} | {improved / basic:.2f} |", flush=True)  # fmt: skip
+    print(
+        f"| best of {args.repeats} runs of {args.iterations} iterations | {basic:.2f} | "
+        f"{improved:.2f} | {improved / basic:.2f} |",
+        flush=True,
+    )
 
 
 def compare_scales(args: argparse.Namespace) -> None:
     """Whole-run seconds, single-scale vs multi-scale to `--large` px, for both methods."""
     common = [f"size={args.large}", f"method.iterations={args.scale_iterations}"]
-    print(f"\n| {args.scale_iterations} iterations per scale | single-scale {args.large} px, s "
-          f"| {args.scales} scales to {args.large} px, s | multi / single |")  # fmt: skip
+    print(
+        f"\n| {args.scale_iterations} iterations per scale | single-scale {args.large} px, s "
+        f"| {args.scales} scales to {args.large} px, s | multi / single |"
+    )
     print("|---|---|---|---|")
     for method in ("basic", "improved"):
         peaks = [PeakMemory()] if torch.cuda.is_available() and args.device != "cpu" else []

@@ -58,8 +58,9 @@ def stylize_timed(
 ) -> tuple[torch.Tensor, float]:
     """Run one row on one pair: (output image, seconds per iteration after warm-up)."""
     clock = StepClock()
-    output = run(compose_config("stylize", overrides), content, [style], progress=False,
-                 callbacks=[clock])  # fmt: skip
+    output = run(
+        compose_config("stylize", overrides), content, [style], progress=False, callbacks=[clock]
+    )
     warm = clock.times[2:]
     return output, (warm[-1] - warm[0]) / max(1, len(warm) - 1)
 
@@ -70,8 +71,12 @@ def label_column(labels: list[str], cell: int, width: int) -> Image.Image:
     draw = ImageDraw.Draw(column)
     font = ImageFont.load_default(size=16)
     for row, label in enumerate(labels):
-        draw.multiline_text((8, row * cell + cell // 2 - 10), label.replace(" alone", "\nalone"),
-                            fill="black", font=font)  # fmt: skip
+        draw.multiline_text(
+            (8, row * cell + cell // 2 - 10),
+            label.replace(" alone", "\nalone"),
+            fill="black",
+            font=font,
+        )
     return column
 
 

@@ -70,8 +70,10 @@ def main() -> None:
     source_flicker = flicker(source)
     evaluator = StyleEvaluator(device=device)
     picks = np.linspace(0, len(source) - 1, args.eval_frames).round().astype(int).tolist()
-    print(f"{args.video}: {len(source)} frames at {source.shape[-1]}×{source.shape[-2]}, "
-          f"source mean |Δ| between frames {source_flicker:.4f}")  # fmt: skip
+    print(
+        f"{args.video}: {len(source)} frames at {source.shape[-1]}×{source.shape[-2]}, "
+        f"source mean |Δ| between frames {source_flicker:.4f}"
+    )
     print(f"{'checkpoint':<60} {'stability':>9} {'flicker':>8} {'style':>7} {'content':>7}")
     ratios = []
     for checkpoint in args.checkpoints:
@@ -80,9 +82,11 @@ def main() -> None:
         scores = [evaluator(stylised[i : i + 1], source[i : i + 1], style) for i in picks]
         ratio = flicker(stylised) / source_flicker
         ratios.append(ratio)
-        print(f"{checkpoint[-60:]:<60} {hparams.get('stability_weight', 0):>9g} {ratio:>8.3f} "
-              f"{np.mean([s['style'] for s in scores]):>7.4f} "
-              f"{np.mean([s['content'] for s in scores]):>7.4f}")  # fmt: skip
+        print(
+            f"{checkpoint[-60:]:<60} {hparams.get('stability_weight', 0):>9g} {ratio:>8.3f} "
+            f"{np.mean([s['style'] for s in scores]):>7.4f} "
+            f"{np.mean([s['content'] for s in scores]):>7.4f}"
+        )
     if len(ratios) == 2:
         print(f"flicker reduction of the second: {1 - ratios[1] / ratios[0]:.1%}")
 

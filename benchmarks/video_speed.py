@@ -56,8 +56,9 @@ def frames_per_second(clip: Path, stylize, device, args) -> float:
     """Frames/s of one `stylize_video` run of `clip` (wall clock, GPU synchronised)."""
     output = clip.with_name(f"out_{time.monotonic_ns()}.mp4")
     start = time.perf_counter()
-    report = stylize_video(clip, output, stylize, device, args.batch_size, preset=args.preset,
-                           progress=False)  # fmt: skip
+    report = stylize_video(
+        clip, output, stylize, device, args.batch_size, preset=args.preset, progress=False
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

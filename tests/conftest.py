@@ -163,18 +163,28 @@ def tiny_arbitrary_checkpoint(path: Path, embedding: int = 8) -> Path:
     from nst.vgg import LossNetwork
 
     torch.manual_seed(0)
-    predictor_settings = {"backbone": "vgg", "layers": ["relu1_2", "relu2_2"], "hidden": 16,
-                          "embedding_size": embedding, "pretrained": False}  # fmt: skip
+    predictor_settings = {
+        "backbone": "vgg",
+        "layers": ["relu1_2", "relu2_2"],
+        "hidden": 16,
+        "embedding_size": embedding,
+        "pretrained": False,
+    }
     network_settings = {"channels": 4, "residual_blocks": 1, "encoder_norm": "instance"}
-    predictor = VGGPredictor(LossNetwork("vgg16", "random"), predictor_settings["layers"],
-                             embedding, hidden=16)  # fmt: skip
+    predictor = VGGPredictor(
+        LossNetwork("vgg16", "random"), predictor_settings["layers"], embedding, hidden=16
+    )
     transform = ConditionalTransformNet(**network_settings, embedding_size=embedding)
     with torch.no_grad():  # strong style slopes, so different embeddings give different images
         transform.style_params.weight.normal_(0.0, 1.0)
     state = {f"predictor.{key}": value for key, value in predictor.state_dict().items()}
     state |= {f"transform.{key}": value for key, value in transform.state_dict().items()}
-    hparams = {"name": "arbitrary", "loss_net": {"arch": "vgg16", "weights": "random"},
-               "pooling": "avg", "predictor": predictor_settings,
-               "network": network_settings}  # fmt: skip
+    hparams = {
+        "name": "arbitrary",
+        "loss_net": {"arch": "vgg16", "weights": "random"},
+        "pooling": "avg",
+        "predictor": predictor_settings,
+        "network": network_settings,
+    }
     torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
     return path

@@ -24,8 +24,13 @@ SMALL = ["method.network.channels=8", "method.predictor.hidden=16"]
 
 
 def arbitrary_config(*overrides):
-    arguments = ["method=arbitrary", "data=synthetic", "loss_net.weights=random", *SMALL,
-                 *overrides]  # fmt: skip
+    arguments = [
+        "method=arbitrary",
+        "data=synthetic",
+        "loss_net.weights=random",
+        *SMALL,
+        *overrides,
+    ]
     return compose_config("train", train_script.style_overrides(arguments))
 
 
@@ -41,8 +46,9 @@ def synthetic_data(batch_size: int, **style) -> ContentDataModule:
     """data=synthetic as method=arbitrary sees it, with `style` options changed."""
     cfg = arbitrary_config(f"data.batch_size={batch_size}").data
     settings = {key: value for key, value in cfg.items() if key not in ("_target_", "style")}
-    return ContentDataModule(**{**settings, "seed": 0, "pair_styles": True},
-                             style={**cfg.style, **style})  # fmt: skip
+    return ContentDataModule(
+        **{**settings, "seed": 0, "pair_styles": True}, style={**cfg.style, **style}
+    )
 
 
 def test_config_has_the_papers_layers_and_pairs_the_data():
@@ -179,19 +185,34 @@ def test_paired_data_holds_styles_out_and_draws_random_style_sizes(tmp_path):
     folder.mkdir()
     for index in range(6):
         save_image(pattern(40, 50, seed=index), folder / f"painting_{index}.png")
-    data = ContentDataModule(synthetic=8, size=32, crop=32, batch_size=4, workers=0, val_images=2,
-                             pair_styles=True,
-                             style={"path": str(folder), "size": 32, "crop": 24,
-                                    "random_size": [16, 20], "holdout": ["painting_4.png",
-                                                                         "painting_1"],
-                                    "grid_styles": 2})  # fmt: skip
+    data = ContentDataModule(
+        synthetic=8,
+        size=32,
+        crop=32,
+        batch_size=4,
+        workers=0,
+        val_images=2,
+        pair_styles=True,
+        style={
+            "path": str(folder),
+            "size": 32,
+            "crop": 24,
+            "random_size": [16, 20],
+            "holdout": ["painting_4.png", "painting_1"],
+            "grid_styles": 2,
+        },
+    )
     data.setup("fit")
     assert sorted(data.train_set.styles.dataset["name"]) == [
-        "painting_0.png", "painting_2.png", "painting_3.png", "painting_5.png"]  # fmt: skip
+        "painting_0.png",
+        "painting_2.png",
+        "painting_3.png",
+        "painting_5.png",
+    ]
     content, style = next(iter(data.train_dataloader()))
     assert content.shape == (4, 3, 32, 32) and 16 <= style.shape[-1] <= 20
     assert style.shape[-1] == style.shape[-2] and style.min() >= 0 and style.max() <= 1
-    (photos, grid, seen), = data.val_dataloader()  # fmt: skip
+    ((photos, grid, seen),) = data.val_dataloader()
     assert photos.shape == (2, 3, 32, 32) and grid.shape == (4, 3, 24, 24) and seen == 2
     names = [f"painting_{index}.jpg" for index in range(10)]
     picks = {tuple(holdout_indices(names, 3, seed=seed)) for seed in range(5)}
@@ -207,12 +228,19 @@ def test_paired_data_holds_styles_out_and_draws_random_style_sizes(tmp_path):
 def test_checkpoint_holds_the_networks_and_rebuilds_the_vgg_it_names(tmp_path):
     torch.manual_seed(0)
     module = build_module()
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_top_k=0, save_last=True,
-                                 save_weights_only=True)  # fmt: skip
-    trainer = pl.Trainer(max_steps=2, logger=False, callbacks=[checkpoint],
-                         val_check_interval=2, check_val_every_n_epoch=None,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=tmp_path)  # fmt: skip
+    checkpoint = ModelCheckpoint(
+        dirpath=tmp_path, save_top_k=0, save_last=True, save_weights_only=True
+    )
+    trainer = pl.Trainer(
+        max_steps=2,
+        logger=False,
+        callbacks=[checkpoint],
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, datamodule=synthetic_data(batch_size=2))
     assert (tmp_path / "images" / "step000002.png").is_file()
     assert (tmp_path / "styles_holdout.txt").read_text().count("\n") == 2
@@ -237,7 +265,9 @@ def test_checkpoint_holds_the_networks_and_rebuilds_the_vgg_it_names(tmp_path):
 def test_auto_weights_are_stored_as_the_source_they_resolved_to(offline_hub):
     network = LossNetwork("vgg16", "auto")
     assert resolved_loss_net(network, {"arch": "vgg16", "weights": "auto"}) == {
-        "arch": "vgg19", "weights": "caffe"}  # fmt: skip
+        "arch": "vgg19",
+        "weights": "caffe",
+    }
 
 
 def test_wrong_checkpoint_kinds_and_settings_are_user_errors(tmp_path):

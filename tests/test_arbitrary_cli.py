@@ -13,8 +13,13 @@ from nst.api import compose_config
 from nst.image import load_image, save_image
 from nst.inference import load_stylizer
 
-TRAIN = ["method=arbitrary", "data=synthetic", "loss_net.weights=random", "trainer.max_steps=20",
-         "logger=none"]  # fmt: skip
+TRAIN = [
+    "method=arbitrary",
+    "data=synthetic",
+    "loss_net.weights=random",
+    "trainer.max_steps=20",
+    "logger=none",
+]
 stylize_script = load_script("stylize")
 # The 20-step training run dominates (about 30 s on a quiet 2-core CPU): CI runs these.
 pytestmark = pytest.mark.slow
@@ -26,8 +31,12 @@ def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train")
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *TRAIN, f"hydra.run.dir={folder / 'run'}"],
-        capture_output=True, text=True, cwd=folder, env=script_env(), timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=script_env(),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return folder / "run" / "checkpoints" / "last.ckpt"
 
@@ -36,8 +45,10 @@ def checkpoint(tmp_path_factory):
 def files(tmp_path):
     photo = save_image(pattern(36, 52, seed=3), tmp_path / "photo.png")
     first = save_image(pattern(40, 40, seed=5), tmp_path / "first.png")
-    second = save_image(torch.rand(1, 3, 30, 44, generator=torch.Generator().manual_seed(6)),
-                        tmp_path / "second.png")  # fmt: skip
+    second = save_image(
+        torch.rand(1, 3, 30, 44, generator=torch.Generator().manual_seed(6)),
+        tmp_path / "second.png",
+    )
     return photo, first, second
 
 
@@ -49,10 +60,20 @@ def test_train_writes_last_ckpt_and_stylize_uses_it_with_any_style(checkpoint, f
     photo, first, _ = files
     before = photo.read_bytes()
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stylize.py"), f"ckpt={checkpoint}", f"input={photo}",
-         f"style={first}", "strength=0.6"],
-        capture_output=True, text=True, cwd=tmp_path, env=script_env(), timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "stylize.py"),
+            f"ckpt={checkpoint}",
+            f"input={photo}",
+            f"style={first}",
+            "strength=0.6",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=script_env(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     output = load_image(tmp_path / "photo_first.png")
     assert output.shape == (1, 3, 36, 52) and photo.read_bytes() == before
@@ -65,8 +86,13 @@ def test_train_writes_last_ckpt_and_stylize_uses_it_with_any_style(checkpoint, f
 def test_styles_mix_by_weight_and_folders_are_stylised(checkpoint, files, tmp_path):
     photo, first, second = files
     output = tmp_path / "mixed.png"
-    stylize(f"ckpt={checkpoint}", f"input={photo}", f"style=[{first},{second}]",
-            "style_weights=[0.3,0.7]", f"output={output}")  # fmt: skip
+    stylize(
+        f"ckpt={checkpoint}",
+        f"input={photo}",
+        f"style=[{first},{second}]",
+        "style_weights=[0.3,0.7]",
+        f"output={output}",
+    )
     mixed = load_stylizer(checkpoint, [load_image(first), load_image(second)], [0.3, 0.7])
     with torch.no_grad():
         assert (load_image(output) - mixed(load_image(photo))).abs().max() <= 1 / 255 + 1e-6
@@ -82,7 +108,9 @@ def test_export_writes_the_predictor_and_the_transformer(checkpoint, tmp_path):
     output = tmp_path / "arb.onnx"
     stylize(f"ckpt={checkpoint}", "export=onnx", f"output={output}")
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "arb.predictor.onnx", "arb.transformer.onnx"]  # fmt: skip
+        "arb.predictor.onnx",
+        "arb.transformer.onnx",
+    ]
     import onnxruntime
 
     network = load_stylizer(checkpoint, [pattern(32, 32, seed=7)], style_size=None)
@@ -96,9 +124,14 @@ def test_export_writes_the_predictor_and_the_transformer(checkpoint, tmp_path):
 
 
 def test_python_api_with_an_arbitrary_checkpoint(checkpoint):
-    image = nst.stylize(ASSETS / "images" / "content" / "chicago.jpg",
-                        ASSETS / "images" / "style" / "magenta_black_zigzag.jpg",
-                        ckpt=checkpoint, size=64, strength=0.5, device="cpu")  # fmt: skip
+    image = nst.stylize(
+        ASSETS / "images" / "content" / "chicago.jpg",
+        ASSETS / "images" / "style" / "magenta_black_zigzag.jpg",
+        ckpt=checkpoint,
+        size=64,
+        strength=0.5,
+        device="cpu",
+    )
     assert image.size == (64, 43) and np.asarray(image).std() > 0
 
 

@@ -110,9 +110,12 @@ def test_composes_in_v2_compose_and_a_dataloader(make):
     labels = torch.arange(4)
     image_out, label_out = pipeline(tv_tensors.Image(photos(1)[0]), labels[2])
     assert image_out.shape == (3, 16, 16) and label_out == 2  # the label passes through
-    loader = DataLoader(TensorDataset(photos(4), labels), batch_size=2, num_workers=0,
-                        collate_fn=lambda items: v2.Compose([augment])(
-                            torch.stack([item[0] for item in items])))  # fmt: skip
+    loader = DataLoader(
+        TensorDataset(photos(4), labels),
+        batch_size=2,
+        num_workers=0,
+        collate_fn=lambda items: v2.Compose([augment])(torch.stack([item[0] for item in items])),
+    )
     batches = list(loader)
     assert [batch.shape for batch in batches] == [(2, 3, 20, 24)] * 2
     with pytest.raises(UserError, match="needs 3×H×W or N×3×H×W RGB"):

@@ -19,9 +19,19 @@ def test_basic_config_has_every_seed_knob():
     method, loss_net = basic_config()
     assert loss_net.arch == "vgg19"
     for knob in (
-        "content_weight", "style_weight", "tv_weight", "size", "content_layers", "style_layers",
-        "pooling", "init", "preserve_color", "iterations", "optimizer", "save_every",
-    ):  # fmt: skip
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "size",
+        "content_layers",
+        "style_layers",
+        "pooling",
+        "init",
+        "preserve_color",
+        "iterations",
+        "optimizer",
+        "save_every",
+    ):
         assert knob in method
     assert method.pooling == "max" and method.preserve_color == "none" and method.init == "content"
     assert len(method.style_layers) == 5 and len(method.content_layers) == 1

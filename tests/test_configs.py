@@ -51,15 +51,17 @@ def test_every_trainer_instantiates(name, tmp_path):
 
 @pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed"])
 def test_every_precision_instantiates(precision, tmp_path):
-    cfg = train_config(f"trainer.precision={precision}", "trainer.accelerator=cpu",
-                       tmp_path=tmp_path)  # fmt: skip
+    cfg = train_config(
+        f"trainer.precision={precision}", "trainer.accelerator=cpu", tmp_path=tmp_path
+    )
     expected = {"32": "32-true", "16-mixed": "bf16-mixed"}.get(precision, precision)
     assert instantiate(cfg.trainer, logger=False).precision == expected  # no fp16 AMP on CPU
 
 
 def test_seed_with_the_deterministic_option(tmp_path):
-    cfg = train_config("seed=7", "trainer.deterministic=true", "trainer.accelerator=cpu",
-                       tmp_path=tmp_path)  # fmt: skip
+    cfg = train_config(
+        "seed=7", "trainer.deterministic=true", "trainer.accelerator=cpu", tmp_path=tmp_path
+    )
     try:
         instantiate(cfg.trainer, logger=False)
         assert torch.are_deterministic_algorithms_enabled() and cfg.data.seed == 7
@@ -102,9 +104,13 @@ def test_every_loss_net_option_composes(name, tmp_path):
 
 @pytest.mark.parametrize("name", options("method"))
 def test_every_method_composes_and_trainable_ones_instantiate(name, tmp_path):
-    cfg = train_config(f"method={name}", "style.size=32", "method.network.channels=4",
-                       tmp_path=tmp_path) if name == "fast" else train_config(
-        f"method={name}", tmp_path=tmp_path)  # fmt: skip
+    cfg = (
+        train_config(
+            f"method={name}", "style.size=32", "method.network.channels=4", tmp_path=tmp_path
+        )
+        if name == "fast"
+        else train_config(f"method={name}", tmp_path=tmp_path)
+    )
     if "_target_" in cfg.method:
         assert isinstance(instantiate(cfg.method, _convert_="all"), pl.LightningModule)
     else:  # basic/improved optimise one image: stylize.py composes them, and they must run
@@ -132,8 +138,11 @@ def test_the_resolved_config_has_no_hydra_paths_left(tmp_path):
 )
 def test_the_slurm_launcher_composes_and_instantiates(tmp_path):
     GlobalHydra.instance().clear()
-    overrides = [*train_script.style_overrides(BASE), "hydra/launcher=slurm",
-                 f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
+    overrides = [
+        *train_script.style_overrides(BASE),
+        "hydra/launcher=slurm",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher

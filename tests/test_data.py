@@ -38,9 +38,16 @@ def test_synthetic_images_are_seeded():
 def test_image_folder_with_file_patterns_and_preprocessing(tmp_path):
     folder = photo_folder(tmp_path / "photos", count=8)
     data = ContentDataModule(
-        path=str(folder), files=["train_*"], size=20, crop=16, batch_size=3, workers=0,
-        val_images=1, preprocess=True, cache_dir=str(tmp_path / "cache"),
-    )  # fmt: skip
+        path=str(folder),
+        files=["train_*"],
+        size=20,
+        crop=16,
+        batch_size=3,
+        workers=0,
+        val_images=1,
+        preprocess=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
     data.setup("fit")
     assert len(data.train_set) + len(data.val_set) == 4  # train_1, _3, _5, _7
     stored = data.train_set.dataset[0]["image"]
@@ -62,8 +69,11 @@ def test_image_folder_with_file_patterns_and_preprocessing(tmp_path):
 )
 def test_bad_data_settings_are_user_errors(tmp_path, options, message):
     folder = photo_folder(tmp_path / "photos", count=8)
-    paths = {"PHOTOS": str(folder), "PHOTOS_FILE": str(folder / "train_1.png"),
-             "MISSING": str(tmp_path / "nowhere")}  # fmt: skip
+    paths = {
+        "PHOTOS": str(folder),
+        "PHOTOS_FILE": str(folder / "train_1.png"),
+        "MISSING": str(tmp_path / "nowhere"),
+    }
     if "path" in options:
         options = {**options, "path": paths[options["path"]], "cache_dir": str(tmp_path / "c")}
     with pytest.raises(UserError, match=message):

@@ -21,8 +21,14 @@ train_script = load_script("train")
 
 def fast_config(*overrides, style: str | None = "wave"):
     styles = [f"style={style}", "style.size=64"] if style else []
-    arguments = ["method=fast", *styles, "loss_net.weights=random", f"style_dir={STYLE_DIR}",
-                 "method.network.channels=8", *overrides]  # fmt: skip
+    arguments = [
+        "method=fast",
+        *styles,
+        "loss_net.weights=random",
+        f"style_dir={STYLE_DIR}",
+        "method.network.channels=8",
+        *overrides,
+    ]
     return compose_config("train", train_script.style_overrides(arguments))
 
 
@@ -45,8 +51,16 @@ def test_config_has_the_papers_layers_and_vgg16():
 
 def test_every_named_style_names_an_existing_image():
     names = sorted(path.stem for path in train_script.STYLES.glob("*.yaml"))
-    assert {"wave", "candy", "mosaic", "udnie", "rain_princess", "la_muse", "the_scream",
-            "starry_night"} <= set(names)  # fmt: skip
+    assert {
+        "wave",
+        "candy",
+        "mosaic",
+        "udnie",
+        "rain_princess",
+        "la_muse",
+        "the_scream",
+        "starry_night",
+    } <= set(names)
     for name in names:
         if name != "file":
             style = fast_config(style=name).style
@@ -56,9 +70,12 @@ def test_every_named_style_names_an_existing_image():
 def test_style_names_and_paths_become_group_overrides(tmp_path):
     image = f"{tmp_path}/my art.jpg"
     assert train_script.style_overrides(["style=wave", f"style={image}", "seed=1"]) == [
-        "styles@style=wave", "styles@style=file", f"style.image={image}", "style.name=my art",
+        "styles@style=wave",
+        "styles@style=file",
+        f"style.image={image}",
+        "style.name=my art",
         "seed=1",
-    ]  # fmt: skip
+    ]
     assert train_script.style_overrides(["style=wave,candy"]) == ["styles@style=wave,candy"]
     style = fast_config(style=image).style
     assert style.image == image and style.size == 64 and style.name == "my art"
@@ -93,10 +110,17 @@ def test_a_few_steps_lower_the_loss_on_synthetic_data():
 def test_checkpoint_is_the_transform_net_only_and_round_trips(tmp_path):
     torch.manual_seed(0)
     module = build_module()
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_top_k=0, save_last=True,
-                                 save_weights_only=True)  # fmt: skip
-    trainer = pl.Trainer(max_steps=2, logger=False, callbacks=[checkpoint], limit_val_batches=0,
-                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    checkpoint = ModelCheckpoint(
+        dirpath=tmp_path, save_top_k=0, save_last=True, save_weights_only=True
+    )
+    trainer = pl.Trainer(
+        max_steps=2,
+        logger=False,
+        callbacks=[checkpoint],
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     data = ContentDataModule(synthetic=6, size=32, crop=32, batch_size=2, workers=0, val_images=0)
     trainer.fit(module, datamodule=data)
 

@@ -13,8 +13,14 @@ from nst.api import compose_config
 from nst.image import load_image, save_image
 from nst.inference import load_stylizer
 
-TRAIN = ["method=fast", "style=wave", "data=synthetic", "loss_net.weights=random",
-         "trainer.max_steps=20", "logger=none"]  # fmt: skip
+TRAIN = [
+    "method=fast",
+    "style=wave",
+    "data=synthetic",
+    "loss_net.weights=random",
+    "trainer.max_steps=20",
+    "logger=none",
+]
 stylize_script = load_script("stylize")
 train_script = load_script("train")
 
@@ -26,8 +32,12 @@ def checkpoint(tmp_path_factory):
     env = {**script_env(), "NST_STYLE_DIR": str(ASSETS / "images" / "style")}
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *TRAIN],
-        capture_output=True, text=True, cwd=folder, env=env, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (last,) = folder.glob("runs/fast_wave/*/checkpoints/last.ckpt")
     return last
@@ -45,8 +55,12 @@ def test_train_writes_last_ckpt_and_stylize_uses_it(checkpoint, tmp_path):
     before = photo.read_bytes()
     result = subprocess.run(
         [sys.executable, str(ROOT / "stylize.py"), f"ckpt={checkpoint}", f"input={photo}"],
-        capture_output=True, text=True, cwd=tmp_path, env=script_env(), timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=script_env(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     output = load_image(tmp_path / "photo_wave.png")
     assert output.shape == (1, 3, 45, 70) and photo.read_bytes() == before
@@ -100,8 +114,12 @@ def test_export_matches_pytorch_at_any_size(checkpoint, tmp_path, kind, suffix):
 
 
 def test_python_api_with_a_checkpoint(checkpoint):
-    image = nst.stylize(load_image(ASSETS / "images" / "content" / "chicago.jpg"), ckpt=checkpoint,
-                        size=96, device="cpu")  # fmt: skip
+    image = nst.stylize(
+        load_image(ASSETS / "images" / "content" / "chicago.jpg"),
+        ckpt=checkpoint,
+        size=96,
+        device="cpu",
+    )
     assert image.size == (96, 64) and np.asarray(image).std() > 0
 
 
@@ -111,10 +129,12 @@ def checkpoint_errors(checkpoint, tmp_path):
     existing.write_bytes(b"keep me")
     # stylize.py reads an arbitrary-method checkpoint as such: without style= it asks for one.
     cases = [
-        ([f"ckpt={tmp_path / name}", f"input={photo}"],
-         "stylises with any style image" if name == "arb.ckpt" else message)
+        (
+            [f"ckpt={tmp_path / name}", f"input={photo}"],
+            "stylises with any style image" if name == "arb.ckpt" else message,
+        )
         for name, message in wrong_kind_checkpoints(tmp_path)
-    ]  # fmt: skip
+    ]
     return cases + [
         ([f"ckpt={checkpoint}"], "No input"),
         ([f"ckpt={checkpoint}", "export=tflite"], "Unknown export"),

@@ -45,11 +45,15 @@ def targets_set(loss, content, style):
 def test_geometric_weight_formula(random_vgg19):
     # §3.1: w_s = 2^(D−d), w_c = 2^d, normalised to sum to one.
     assert geometric_layer_weights(["a", "b", "c"], rising=False) == {
-        "a": 4 / 7, "b": 2 / 7, "c": 1 / 7,
-    }  # fmt: skip
+        "a": 4 / 7,
+        "b": 2 / 7,
+        "c": 1 / 7,
+    }
     assert geometric_layer_weights(["a", "b", "c"], rising=True) == {
-        "a": 2 / 14, "b": 4 / 14, "c": 8 / 14,
-    }  # fmt: skip
+        "a": 2 / 14,
+        "b": 4 / 14,
+        "c": 8 / 14,
+    }
     method, _ = improved_config()
     content, style = improved_layers(method, random_vgg19)
     assert list(style) == list(content) == ALL_VGG19_LAYERS and len(style) == 16
@@ -69,15 +73,19 @@ def test_chain_link_weights_take_the_deeper_layers_weight():
     assert all(a == pytest.approx(2 * b) for a, b in zip(weights, weights[1:], strict=False))
     assert sum(weights) == pytest.approx(1)
     assert chain_link_weights({"a": 0.2, "b": 0.2, "c": 0.2}) == {
-        ("a", "b"): pytest.approx(0.3), ("b", "c"): pytest.approx(0.3),
-    }  # fmt: skip
+        ("a", "b"): pytest.approx(0.3),
+        ("b", "c"): pytest.approx(0.3),
+    }
 
 
 def test_correlation_chain_shapes_for_every_layer_pair(random_vgg19):
     loss = ImprovedPerceptualLoss(
-        random_vgg19, {"relu4_2": 1.0}, dict.fromkeys(ALL_VGG19_LAYERS, 1.0), shift=-1.0,
+        random_vgg19,
+        {"relu4_2": 1.0},
+        dict.fromkeys(ALL_VGG19_LAYERS, 1.0),
+        shift=-1.0,
         correlation_chain=True,
-    )  # fmt: skip
+    )
     image = torch.rand(2, 3, 40, 56)  # odd sizes after pooling: 5×7 → 2×3 at block 5
     features = random_vgg19(image, ALL_VGG19_LAYERS)
     chain = loss.style_representation(features)
@@ -140,9 +148,11 @@ def test_blurred_correlations_blur_once_per_conv_layer_between(random_vgg19):
     )
     loss = build_improved_loss(method, random_vgg19)
     assert loss.blur_steps == {
-        ("relu1_1", "relu2_1"): 2, ("relu2_1", "relu3_1"): 2,
-        ("relu3_1", "relu4_1"): 4, ("relu4_1", "relu5_1"): 4,
-    }  # fmt: skip
+        ("relu1_1", "relu2_1"): 2,
+        ("relu2_1", "relu3_1"): 2,
+        ("relu3_1", "relu4_1"): 4,
+        ("relu4_1", "relu5_1"): 4,
+    }
     sharp, _ = improved_config("method.all_layers=false", "method.chain_upsample=bilinear")
     image = torch.rand(1, 3, 32, 32)
     features = random_vgg19(image, loss.style_layers)
@@ -168,15 +178,21 @@ def test_luminance_preservation_works_with_improved(content_image, style_image):
     [
         ([], "vgg16", "method.all_layers uses the 16 conv layers of VGG19"),
         (["method.blur_correlations=true", "method.correlation_chain=false"], "vgg19", "blur"),
-        (["method.style_layer_weights=[1,1,1,1,1]", "method.all_layers=false"], "vgg19",
-         "geometric_weights sets the layer weights"),
+        (
+            ["method.style_layer_weights=[1,1,1,1,1]", "method.all_layers=false"],
+            "vgg19",
+            "geometric_weights sets the layer weights",
+        ),
         (["method.shift=abc"], "vgg19", "method.shift must be a number"),
         (["method.activation_shift=maybe"], "vgg19", "activation_shift must be true or false"),
         (["method.chain_upsample=cubic"], "vgg19", "Unknown upsampling 'cubic'"),
-        (["method.all_layers=false", "method.style_layers=[relu1_1]"], "vgg19",
-         "needs at least two style layers"),
+        (
+            ["method.all_layers=false", "method.style_layers=[relu1_1]"],
+            "vgg19",
+            "needs at least two style layers",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_improved_settings_are_user_errors(overrides, arch, message):
     method, _ = improved_config(*overrides)
     with pytest.raises(UserError, match=message):
@@ -191,9 +207,14 @@ def test_improved_transfers_style_on_real_images():
     style = load_image(ASSETS / "images/style/starry_night.jpg", 128)
     cfg = compose_config("stylize", ["method=improved", "size=128", "method.iterations=40"])
     output = optimize_image(
-        content, [style], method_config(cfg), cfg.loss_net, device="cpu", progress=False,
+        content,
+        [style],
+        method_config(cfg),
+        cfg.loss_net,
+        device="cpu",
+        progress=False,
         build=build_improved_loss,
-    )  # fmt: skip
+    )
     evaluator = StyleEvaluator()
     before, after = evaluator(content, content, style), evaluator(output, content, style)
     assert after["style"] < 0.5 * before["style"]
@@ -216,7 +237,7 @@ def test_improved_from_the_command_line_with_scales(tmp_path, image_files):
                 f"style={style}",
                 f"output={output}",
             ],
-        )  # fmt: skip
+        )
     )
     assert load_image(output).shape[-2:] == (40, 48)
 
@@ -236,7 +257,7 @@ def test_vgg16_with_all_layers_exits_2_with_one_sentence(tmp_path, image_files, 
                     f"style={style}",
                     f"output={tmp_path / 'out.png'}",
                 ],
-            )  # fmt: skip
+            )
         )
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [

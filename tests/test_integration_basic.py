@@ -43,8 +43,12 @@ def test_the_readme_main_job_runs_offline(tmp_path):
     arguments = shlex.split(command)[2:]
     result = subprocess.run(
         [sys.executable, str(ROOT / "stylize.py"), *arguments],
-        cwd=tmp_path, env=script_env(), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     (output,) = tmp_path.glob("*.png")
     assert load_image(output).shape[-1] == 256

@@ -73,9 +73,14 @@ def test_multiscale_ends_at_the_requested_size(method, build):
     settings, loss_net = config(method, "size=64", "method.scales=[24,40]", "method.iterations=2")
     recorder = SizeRecorder()
     output = optimize_image(
-        pattern(30, 40, seed=1), [pattern(40, 40, seed=2)], settings, loss_net, progress=False,
-        callbacks=[recorder], build=build,
-    )  # fmt: skip
+        pattern(30, 40, seed=1),
+        [pattern(40, 40, seed=2)],
+        settings,
+        loss_net,
+        progress=False,
+        callbacks=[recorder],
+        build=build,
+    )
     assert recorder.sizes == [(18, 24), (30, 40), (48, 64)]
     assert output.shape == (1, 3, 48, 64)
     assert output.min() >= 0 and output.max() <= 1
@@ -92,9 +97,13 @@ def test_octaves_and_snapshots_count_steps_over_all_scales(tmp_path):
         return tmp_path / f"step{step}.png"
 
     output = optimize_image(
-        pattern(64, 64, seed=1), [pattern(40, 40, seed=2)], settings, loss_net,
-        snapshot_path=snapshot_path, progress=False,
-    )  # fmt: skip
+        pattern(64, 64, seed=1),
+        [pattern(40, 40, seed=2)],
+        settings,
+        loss_net,
+        snapshot_path=snapshot_path,
+        progress=False,
+    )
     assert output.shape[-1] == 64
     assert written == [1, 2, 3]  # step 4 is the final output itself
 
@@ -124,7 +133,7 @@ def test_out_of_memory_at_a_scale_names_the_size(monkeypatch, tmp_path, capsys):
                     "style=sample:waves",
                     f"output={output}",
                 ],
-            )  # fmt: skip
+            )
         )
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err.strip().splitlines()
@@ -170,7 +179,7 @@ def test_unknown_schedule_from_the_command_line_exits_2(tmp_path, capsys):
                     "style=sample:waves",
                     f"output={tmp_path / 'o.png'}",
                 ],
-            )  # fmt: skip
+            )
         )
     assert exit_info.value.code == 2
     assert "Unknown method.scales 'lots'" in capsys.readouterr().err
@@ -182,8 +191,12 @@ def test_unknown_schedule_from_the_command_line_exits_2(tmp_path, capsys):
 def test_peak_gpu_memory_is_reported_per_scale(capsys):
     settings, loss_net = config("improved", "size=64", "method.scales=2", "method.iterations=2")
     optimize_image(
-        pattern(48, 64, seed=1), [pattern(40, 40, seed=2)], settings, loss_net, device="cuda",
+        pattern(48, 64, seed=1),
+        [pattern(40, 40, seed=2)],
+        settings,
+        loss_net,
+        device="cuda",
         build=build_improved_loss,
-    )  # fmt: skip
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if "peak GPU memory" in line]
     assert [line.split(":")[1].strip() for line in lines] == ["32×24 px", "64×48 px"]

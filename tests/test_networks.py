@@ -23,9 +23,14 @@ def test_output_has_the_input_size_and_stays_in_unit_range(network, height, widt
 def test_layout_follows_johnson_table_1(network):
     convs = [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [
-        (3, 32, 9, 1), (32, 64, 3, 2), (64, 128, 3, 2), *[(128, 128, 3, 1)] * 10,
-        (128, 64, 3, 1), (64, 32, 3, 1), (32, 3, 9, 1),
-    ]  # fmt: skip
+        (3, 32, 9, 1),
+        (32, 64, 3, 2),
+        (64, 128, 3, 2),
+        *[(128, 128, 3, 1)] * 10,
+        (128, 64, 3, 1),
+        (64, 32, 3, 1),
+        (32, 3, 9, 1),
+    ]
     assert sum(isinstance(m, ResidualBlock) for m in network.modules()) == 5
     assert sum(p.numel() for p in network.parameters()) == 1_679_235
 

@@ -22,10 +22,22 @@ def test_command_line_end_to_end(tmp_path, image_files):
     content, style = image_files
     before = {path: path.read_bytes() for path in image_files}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stylize.py"), "method=basic", f"input={content}",
-         f"style={style}", *FAST, "preserve_color=histogram", "device=cpu"],
-        capture_output=True, text=True, cwd=tmp_path, env=script_env(), timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "stylize.py"),
+            "method=basic",
+            f"input={content}",
+            f"style={style}",
+            *FAST,
+            "preserve_color=histogram",
+            "device=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=script_env(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     output = tmp_path / "content_style.png"
     assert output.exists() and load_image(output).shape[-1] == 32
@@ -35,10 +47,19 @@ def test_command_line_end_to_end(tmp_path, image_files):
 
 def test_command_line_bad_input_exits_2_with_one_sentence(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stylize.py"), f"input={tmp_path / 'missing.jpg'}",
-         "style=sample:mosaic", *FAST],
-        capture_output=True, text=True, cwd=tmp_path, env=script_env(), timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "stylize.py"),
+            f"input={tmp_path / 'missing.jpg'}",
+            "style=sample:mosaic",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=script_env(),
+        timeout=300,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: Image not found")
     assert "Traceback" not in result.stderr
@@ -56,16 +77,25 @@ def test_default_output_never_overwrites(image_files):
 def test_several_styles_with_weights_and_explicit_output(tmp_path, image_files):
     content, style = image_files
     output = tmp_path / "blend.jpg"
-    run_main(f"input={content}", f"style=[{style},sample:waves]", "style_weights=[0.3,0.7]",
-             f"output={output}")  # fmt: skip
+    run_main(
+        f"input={content}",
+        f"style=[{style},sample:waves]",
+        "style_weights=[0.3,0.7]",
+        f"output={output}",
+    )
     assert load_image(output).shape[-1] == 32
 
 
 def test_snapshots_every_n_steps(tmp_path, image_files):
     content, style = image_files
     output = tmp_path / "out.png"
-    run_main(f"input={content}", f"style={style}", f"output={output}", "method.iterations=4",
-             "method.save_every=2")  # fmt: skip
+    run_main(
+        f"input={content}",
+        f"style={style}",
+        f"output={output}",
+        "method.iterations=4",
+        "method.save_every=2",
+    )
     assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.png", "out_step00002.png"]
 
 

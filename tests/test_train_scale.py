@@ -18,16 +18,30 @@ from nst.training import checkpoint_step
 
 train_script = load_script("train")
 # Tiny and offline: synthetic photos, a random VGG16, an 8-channel network, a 32 px style.
-TINY = ["method=fast", "style=wave", "style.size=32", "data=synthetic", "data.synthetic=16",
-        "data.size=32", "data.crop=32", "loss_net.weights=random", "method.network.channels=8",
-        "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]  # fmt: skip
+TINY = [
+    "method=fast",
+    "style=wave",
+    "style.size=32",
+    "data=synthetic",
+    "data.synthetic=16",
+    "data.size=32",
+    "data.crop=32",
+    "loss_net.weights=random",
+    "method.network.channels=8",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+]
 TINY_SWEEP = [item for item in TINY if not item.startswith("style")]  # sweeps set style=
 
 
 def environment(tmp_path) -> dict:
     """No W&B credentials and no network: W&B must go offline by itself."""
-    env = {**script_env(), "NST_STYLE_DIR": str(ASSETS / "images" / "style"),
-           "NETRC": str(tmp_path / "no_netrc"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env = {
+        **script_env(),
+        "NST_STYLE_DIR": str(ASSETS / "images" / "style"),
+        "NETRC": str(tmp_path / "no_netrc"),
+        "OMP_NUM_THREADS": "1",
+    }
     for name in ("WANDB_MODE", "WANDB_API_KEY"):
         env.pop(name, None)
     return env
@@ -36,13 +50,21 @@ def environment(tmp_path) -> dict:
 def train(arguments, tmp_path, **options) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *arguments],
-        capture_output=True, text=True, cwd=tmp_path, env=environment(tmp_path), **options,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        **options,
+    )
 
 
 def in_process_config(tmp_path, *overrides):
-    arguments = [*TINY, f"style_dir={ASSETS / 'images' / 'style'}", f"run_dir={tmp_path}",
-                 *overrides]  # fmt: skip
+    arguments = [
+        *TINY,
+        f"style_dir={ASSETS / 'images' / 'style'}",
+        f"run_dir={tmp_path}",
+        *overrides,
+    ]
     return compose_config("train", train_script.style_overrides(arguments))
 
 
@@ -53,9 +75,15 @@ def test_wandb_offline_writes_a_run_with_the_config_metrics_and_images(tmp_path,
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    cfg = in_process_config(tmp_path, "logger=wandb", "trainer.max_steps=4",
-                            "trainer.val_check_interval=4", "callbacks.throughput.window_size=2",
-                            "trainer.precision=bf16-mixed", "channels_last=true")  # fmt: skip
+    cfg = in_process_config(
+        tmp_path,
+        "logger=wandb",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=4",
+        "callbacks.throughput.window_size=2",
+        "trainer.precision=bf16-mixed",
+        "channels_last=true",
+    )
     try:
         train_script.main(cfg)
     finally:
@@ -64,9 +92,18 @@ def test_wandb_offline_writes_a_run_with_the_config_metrics_and_images(tmp_path,
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     (records,) = run.glob("run-*.wandb")  # what `wandb sync` uploads: config, metrics, media
     logged = records.read_bytes()
-    for name in ("max_steps", "bf16-mixed", "style_weight",  # the resolved config
-                 "train/total", "train/style", "train/content", "train/tv", "val/total",
-                 "lr-Adam", "train/device/samples_per_sec"):  # fmt: skip
+    for name in (
+        "max_steps",
+        "bf16-mixed",
+        "style_weight",  # the resolved config
+        "train/total",
+        "train/style",
+        "train/content",
+        "train/tv",
+        "val/total",
+        "lr-Adam",
+        "train/device/samples_per_sec",
+    ):
         assert name.encode() in logged, name
     assert list((run / "files" / "media" / "images").rglob("*.png"))  # the image grid
     assert (tmp_path / "images" / "step000004.png").is_file()
@@ -83,10 +120,21 @@ def test_speed_switches_need_a_method_that_has_them(tmp_path):
 
 
 def test_ddp_with_two_cpu_processes_trains_and_writes_one_checkpoint(tmp_path):
-    result = train([*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                    "trainer.max_steps=10", "logger=csv", "checkpoint.every_n_train_steps=4",
-                    "trainer.val_check_interval=5", "hydra.run.dir=run"], tmp_path,
-                   timeout=300)  # fmt: skip
+    result = train(
+        [
+            *TINY,
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.max_steps=10",
+            "logger=csv",
+            "checkpoint.every_n_train_steps=4",
+            "trainer.val_check_interval=5",
+            "hydra.run.dir=run",
+        ],
+        tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es) × 4 images = 8 images per step" in result.stdout
     for rank in (0, 1):
@@ -96,8 +144,9 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_one_checkpoint(tmp_path):
     assert [path.name for path in checkpoints.iterdir()] == ["last.ckpt"]
     assert checkpoint_step(checkpoints / "last.ckpt") == 10
     assert sorted(path.name for path in (tmp_path / "run" / "images").iterdir()) == [
-        "step000005.png", "step000010.png"
-    ]  # fmt: skip
+        "step000005.png",
+        "step000010.png",
+    ]
 
 
 def metric_steps(path) -> list[int]:
@@ -107,14 +156,22 @@ def metric_steps(path) -> list[int]:
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    arguments = [*TINY, "trainer.max_steps=12", "logger=csv", "checkpoint.every_n_train_steps=3",
-                 "trainer.val_check_interval=6", "hydra.run.dir=run"]  # fmt: skip
+    arguments = [
+        *TINY,
+        "trainer.max_steps=12",
+        "logger=csv",
+        "checkpoint.every_n_train_steps=3",
+        "trainer.val_check_interval=6",
+        "hydra.run.dir=run",
+    ]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *arguments],
-        cwd=tmp_path, env=environment(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -139,9 +196,19 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_a_two_by_two_sweep_runs_every_combination_in_its_own_folder(tmp_path):
-    result = train(["-m", "style=wave,candy", "method.style_weight=1e5,3e5", *TINY_SWEEP,
-                    "trainer.max_steps=1", "logger=none", "hydra.sweep.dir=sweep"], tmp_path,
-                   timeout=600)  # fmt: skip
+    result = train(
+        [
+            "-m",
+            "style=wave,candy",
+            "method.style_weight=1e5,3e5",
+            *TINY_SWEEP,
+            "trainer.max_steps=1",
+            "logger=none",
+            "hydra.sweep.dir=sweep",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     folders = sorted(path.name for path in (tmp_path / "sweep").iterdir() if path.is_dir())
     assert folders == [
@@ -150,8 +217,9 @@ def test_a_two_by_two_sweep_runs_every_combination_in_its_own_folder(tmp_path):
         for weight in ("100000.0", "300000.0")
     ]
     for folder in folders:
-        saved = torch.load(tmp_path / "sweep" / folder / "checkpoints" / "last.ckpt",
-                           weights_only=True)["hyper_parameters"]  # fmt: skip
+        saved = torch.load(
+            tmp_path / "sweep" / folder / "checkpoints" / "last.ckpt", weights_only=True
+        )["hyper_parameters"]
         style, weight = saved["style"]["name"], saved["style_weight"]
         assert folder == f"style={style},method.style_weight={weight}"
 

@@ -75,11 +75,22 @@ class Diverging(pl.LightningModule):
 
 
 def tiny_trainer(folder, steps: int, callbacks=()) -> pl.Trainer:
-    checkpoint = training.StepCheckpoint(dirpath=folder, every_n_train_steps=2, save_top_k=0,
-                                         save_last=True, enable_version_counter=False)  # fmt: skip
-    return pl.Trainer(max_steps=steps, logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, plugins=[training.AtomicCheckpointIO()],
-                      callbacks=[*callbacks, checkpoint], accelerator="cpu")  # fmt: skip
+    checkpoint = training.StepCheckpoint(
+        dirpath=folder,
+        every_n_train_steps=2,
+        save_top_k=0,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    return pl.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        plugins=[training.AtomicCheckpointIO()],
+        callbacks=[*callbacks, checkpoint],
+        accelerator="cpu",
+    )
 
 
 def batches():
@@ -156,8 +167,16 @@ def test_sweep_folders_are_named_by_the_swept_overrides(monkeypatch):
 
 def test_basic_with_mixed_precision_runs_in_32_bit_and_says_so(image_files, capsys):
     content, style = image_files
-    image = nst.stylize(content, style, method="basic", size=24, iterations=2, precision="bf16",
-                        device="cpu", loss_net={"arch": "vgg19", "weights": "random"})  # fmt: skip
+    image = nst.stylize(
+        content,
+        style,
+        method="basic",
+        size=24,
+        iterations=2,
+        precision="bf16",
+        device="cpu",
+        loss_net={"arch": "vgg19", "weights": "random"},
+    )
     assert image.size[0] == 24
     assert "runs in 32-bit (Lightning has no mixed precision for L-BFGS)" in capsys.readouterr().err
     with pytest.raises(UserError, match="Unknown precision 'int8'"):

@@ -8,12 +8,17 @@ from nst.errors import UserError
 from nst.vgg import LossNetwork, layer_names, random_state_dict
 
 CAFFE_CONV_SHAPES = {
-    "conv1_1": (64, 3, 3, 3), "conv1_2": (64, 64, 3, 3),
-    "conv2_1": (128, 64, 3, 3), "conv2_2": (128, 128, 3, 3),
-    "conv3_1": (256, 128, 3, 3), "conv3_4": (256, 256, 3, 3),
-    "conv4_1": (512, 256, 3, 3), "conv4_4": (512, 512, 3, 3),
-    "conv5_1": (512, 512, 3, 3), "conv5_4": (512, 512, 3, 3),
-}  # fmt: skip
+    "conv1_1": (64, 3, 3, 3),
+    "conv1_2": (64, 64, 3, 3),
+    "conv2_1": (128, 64, 3, 3),
+    "conv2_2": (128, 128, 3, 3),
+    "conv3_1": (256, 128, 3, 3),
+    "conv3_4": (256, 256, 3, 3),
+    "conv4_1": (512, 256, 3, 3),
+    "conv4_4": (512, 512, 3, 3),
+    "conv5_1": (512, 512, 3, 3),
+    "conv5_4": (512, 512, 3, 3),
+}
 
 
 def test_layer_names_follow_the_standard_scheme():

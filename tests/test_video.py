@@ -37,8 +37,13 @@ def probe(path) -> dict:
         video = container.streams.video[0]
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video)]
-        return {"frames": len(frames), "size": (video.width, video.height),
-                "rate": video.average_rate, "audio": audio, "pixels": np.stack(frames)}  # fmt: skip
+        return {
+            "frames": len(frames),
+            "size": (video.width, video.height),
+            "rate": video.average_rate,
+            "audio": audio,
+            "pixels": np.stack(frames),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +60,19 @@ def test_a_video_round_trip_keeps_frames_size_rate_and_audio(checkpoint, tmp_pat
     clip = write_video(tmp_path / "clip.mp4")
     before = clip.read_bytes()
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stylize.py"), f"ckpt={checkpoint}", f"input={clip}",
-         "batch_size=4"],
-        capture_output=True, text=True, cwd=tmp_path, env=script_env(), timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "stylize.py"),
+            f"ckpt={checkpoint}",
+            f"input={clip}",
+            "batch_size=4",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=script_env(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "audio copied" in result.stdout and "10 frames" in result.stdout
     source, output = probe(clip), probe(tmp_path / "clip_wave.mp4")
@@ -98,12 +112,14 @@ def test_audio_the_container_cannot_hold_is_transcoded_to_aac(checkpoint, tmp_pa
 
 
 def test_odd_sizes_lose_one_pixel_and_size_resizes(checkpoint, tmp_path):
-    clip = write_video(tmp_path / "odd.mkv", frames=3, width=35, height=21, audio=None,
-                       pix_fmt="rgb24")  # fmt: skip
+    clip = write_video(
+        tmp_path / "odd.mkv", frames=3, width=35, height=21, audio=None, pix_fmt="rgb24"
+    )
     network = load_stylizer(checkpoint)
     device = torch.device("cpu")
-    report = stylize_video(clip, tmp_path / "a.mp4", batch_stylizer(network, device), device,
-                           progress=False)  # fmt: skip
+    report = stylize_video(
+        clip, tmp_path / "a.mp4", batch_stylizer(network, device), device, progress=False
+    )
     assert (report.width, report.height) == (34, 20) and "cropped 35×21 to 34×20" in report.notes[0]
     assert probe(tmp_path / "a.mp4")["size"] == (34, 20)
     assert output_size(1920, 1080, 640) == (640, 360) and output_size(1920, 1080, 101) == (100, 56)
@@ -125,8 +141,9 @@ def test_video_detection_by_extension_and_content(tmp_path):
         (b"", "Cannot read .* as a video \\(it is empty\\)"),
     ],
 )
-def test_a_corrupt_video_is_one_sentence_and_no_output(checkpoint, tmp_path, capsys, content,
-                                                       message):  # fmt: skip
+def test_a_corrupt_video_is_one_sentence_and_no_output(
+    checkpoint, tmp_path, capsys, content, message
+):
     clip = tmp_path / "broken.mp4"
     clip.write_bytes(content)
     with pytest.raises(SystemExit) as exit_info:
@@ -140,9 +157,12 @@ def test_a_corrupt_video_is_one_sentence_and_no_output(checkpoint, tmp_path, cap
 def test_bad_video_outputs_are_refused_before_any_work(checkpoint, tmp_path, capsys):
     clip = write_video(tmp_path / "clip.mp4", frames=2, audio=None)
     (tmp_path / "taken.mp4").write_bytes(b"keep")
-    for output, message in [("out.gif", "use a .mp4, .mkv or .mov output"),
-                            ("taken.mp4", "already exists"), ("clip.mp4", "also an input"),
-                            ("nowhere/out.mp4", "does not exist")]:  # fmt: skip
+    for output, message in [
+        ("out.gif", "use a .mp4, .mkv or .mov output"),
+        ("taken.mp4", "already exists"),
+        ("clip.mp4", "also an input"),
+        ("nowhere/out.mp4", "does not exist"),
+    ]:
         with pytest.raises(SystemExit):
             stylize(f"ckpt={checkpoint}", f"input={clip}", f"output={tmp_path / output}")
         assert message in capsys.readouterr().err
@@ -161,8 +181,14 @@ def test_an_interrupted_run_leaves_no_file(checkpoint, tmp_path):
         return images
 
     with pytest.raises(KeyboardInterrupt):
-        stylize_video(clip, tmp_path / "out.mp4", interrupt_on_second_batch, torch.device("cpu"),
-                      batch_size=3, progress=False)  # fmt: skip
+        stylize_video(
+            clip,
+            tmp_path / "out.mp4",
+            interrupt_on_second_batch,
+            torch.device("cpu"),
+            batch_size=3,
+            progress=False,
+        )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
 
 
@@ -193,8 +219,9 @@ def test_stability_loss_is_zero_for_equivariant_networks_and_positive_otherwise(
 
 def test_the_random_warp_is_a_small_rigid_motion_in_pixels():
     torch.manual_seed(1)
-    theta = random_affine(64, shift=2.0, rotation=1.0, zoom=0.0, height=20, width=60,
-                          device=torch.device("cpu"))  # fmt: skip
+    theta = random_affine(
+        64, shift=2.0, rotation=1.0, zoom=0.0, height=20, width=60, device=torch.device("cpu")
+    )
     assert theta[:, 0, 2].abs().max() <= 2 * 2 / 60 and theta[:, 1, 2].abs().max() <= 2 * 2 / 20
     pixels = theta[:, :, :2] * torch.tensor([[1.0, 20 / 60], [60 / 20, 1.0]])  # undo the aspect
     determinant = torch.linalg.det(pixels)

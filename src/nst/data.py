@@ -201,22 +201,26 @@ class ContentDataModule(pl.LightningDataModule):
 
     def train_transform(self) -> v2.Transform:
         """Resize (short side), random crop, random horizontal flip, float [0, 1]."""
-        return v2.Compose([
-            v2.ToImage(),
-            v2.Resize(self.size, antialias=True),
-            v2.RandomCrop(self.crop),
-            v2.RandomHorizontalFlip(0.5 if self.flip else 0.0),
-            v2.ToDtype(torch.float32, scale=True),
-        ])  # fmt: skip
+        return v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(self.size, antialias=True),
+                v2.RandomCrop(self.crop),
+                v2.RandomHorizontalFlip(0.5 if self.flip else 0.0),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
 
     def val_transform(self) -> v2.Transform:
         """Resize (short side), centre crop, float [0, 1]."""
-        return v2.Compose([
-            v2.ToImage(),
-            v2.Resize(self.size, antialias=True),
-            v2.CenterCrop(self.crop),
-            v2.ToDtype(torch.float32, scale=True),
-        ])  # fmt: skip
+        return v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(self.size, antialias=True),
+                v2.CenterCrop(self.crop),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
 
     def loader(self, dataset: Dataset, shuffle: bool, batch_size: int | None) -> DataLoader:
         """A DataLoader with this module's workers (kept alive between epochs) and pinned memory."""

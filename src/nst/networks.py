@@ -42,8 +42,15 @@ def normalization(kind: str, channels: int) -> nn.Module:
 class ConvLayer(nn.Sequential):
     """Reflection-padded conv, then (unless `last`) normalisation and ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1,
-                 norm: str = "instance", relu: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        stride: int = 1,
+        norm: str = "instance",
+        relu: bool = True,
+    ):
         layers = [
             nn.ReflectionPad2d(kernel // 2),
             nn.Conv2d(in_channels, out_channels, kernel, stride),
@@ -57,8 +64,10 @@ class UpsampleConv(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, norm: str, upsample: str):
         if upsample == "nearest":
-            layers = [nn.Upsample(scale_factor=2, mode="nearest"),
-                      *ConvLayer(in_channels, out_channels, 3, norm=norm)]  # fmt: skip
+            layers = [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                *ConvLayer(in_channels, out_channels, 3, norm=norm),
+            ]
         else:
             layers = [
                 nn.ConvTranspose2d(in_channels, out_channels, 3, 2, padding=1, output_padding=1),
@@ -90,8 +99,13 @@ class TransformNet(nn.Module):
     to [0, 1], (tanh(x) + 1) / 2, which is the logistic sigmoid of 2x.
     """
 
-    def __init__(self, channels: int = 32, residual_blocks: int = 5, norm: str = "instance",
-                 upsample: str = "nearest"):  # fmt: skip
+    def __init__(
+        self,
+        channels: int = 32,
+        residual_blocks: int = 5,
+        norm: str = "instance",
+        upsample: str = "nearest",
+    ):
         super().__init__()
         if norm not in NORMS:
             raise UserError(f"Unknown network norm '{norm}'; use {' or '.join(NORMS)}.")
@@ -139,8 +153,14 @@ class ConditionalInstanceNorm(nn.Module):
 class ConditionalConvLayer(nn.Module):
     """(×2 nearest upsampling,) reflection-padded conv, CIN, and (unless `relu=False`) ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, upsample: bool = False,
-                 relu: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        upsample: bool = False,
+        relu: bool = True,
+    ):
         super().__init__()
         self.upsample, self.relu = upsample, relu
         self.pad = nn.ReflectionPad2d(kernel // 2)
@@ -180,8 +200,13 @@ class ConditionalTransformNet(nn.Module):
     `TransformNet`.
     """
 
-    def __init__(self, channels: int = 32, residual_blocks: int = 5, embedding_size: int = 100,
-                 encoder_norm: str = "batch"):  # fmt: skip
+    def __init__(
+        self,
+        channels: int = 32,
+        residual_blocks: int = 5,
+        embedding_size: int = 100,
+        encoder_norm: str = "batch",
+    ):
         super().__init__()
         if encoder_norm not in NORMS:
             raise UserError(f"Unknown encoder norm '{encoder_norm}'; use {' or '.join(NORMS)}.")
@@ -194,19 +219,25 @@ class ConditionalTransformNet(nn.Module):
         self.residual_blocks = nn.ModuleList(
             ConditionalResidualBlock(widest) for _ in range(residual_blocks)
         )
-        self.decoder = nn.ModuleList([
-            ConditionalConvLayer(widest, wide, 3, upsample=True),
-            ConditionalConvLayer(wide, channels, 3, upsample=True),
-            ConditionalConvLayer(channels, 3, 9, relu=False),
-        ])  # fmt: skip
+        self.decoder = nn.ModuleList(
+            [
+                ConditionalConvLayer(widest, wide, 3, upsample=True),
+                ConditionalConvLayer(wide, channels, 3, upsample=True),
+                ConditionalConvLayer(channels, 3, 9, relu=False),
+            ]
+        )
         norms = [module for module in self.modules() if isinstance(module, ConditionalInstanceNorm)]
         # γ then β of each CIN layer in forward order, as one flat vector per image.
         self.param_sizes = [size for norm in norms for size in (norm.channels, norm.channels)]
         self.style_params = nn.Linear(embedding_size, sum(self.param_sizes))
         with torch.no_grad():  # start as plain instance norm: γ = 1, β = 0, small slopes
             self.style_params.weight.normal_(0.0, 0.01)
-            gammas = torch.cat([torch.full((size,), float(index % 2 == 0))
-                                for index, size in enumerate(self.param_sizes)])  # fmt: skip
+            gammas = torch.cat(
+                [
+                    torch.full((size,), float(index % 2 == 0))
+                    for index, size in enumerate(self.param_sizes)
+                ]
+            )
             self.style_params.bias.copy_(gammas)
 
     @property

@@ -46,8 +46,13 @@ class VGGPredictor(nn.Module):
     `hidden=0` gives the paper's single linear map from pooled features to the bottleneck.
     """
 
-    def __init__(self, loss_network: LossNetwork, layers: Sequence[str], embedding_size: int = 100,
-                 hidden: int = 512):  # fmt: skip
+    def __init__(
+        self,
+        loss_network: LossNetwork,
+        layers: Sequence[str],
+        embedding_size: int = 100,
+        hidden: int = 512,
+    ):
         super().__init__()
         loss_network.check_layers(layers)
         self.loss_network, self.layers = loss_network, list(layers)
@@ -123,8 +128,9 @@ def build_predictor(predictor: Mapping, loss_network: LossNetwork, pretrained: b
     """The predictor `predictor` (a `method.predictor` config) describes."""
     backbone = predictor["backbone"]
     if backbone == "vgg":
-        return VGGPredictor(loss_network, predictor["layers"], predictor["embedding_size"],
-                            predictor["hidden"])  # fmt: skip
+        return VGGPredictor(
+            loss_network, predictor["layers"], predictor["embedding_size"], predictor["hidden"]
+        )
     if backbone == "inception_v3":
         return InceptionPredictor(
             predictor["embedding_size"], pretrained and predictor["pretrained"]

@@ -27,8 +27,15 @@ from nst.errors import UserError
 VALID = 0.999  # a pixel counts when its warp samples (almost) only from inside the image
 
 
-def random_affine(batch: int, shift: float, rotation: float, zoom: float, height: int,
-                  width: int, device: torch.device) -> Tensor:  # fmt: skip
+def random_affine(
+    batch: int,
+    shift: float,
+    rotation: float,
+    zoom: float,
+    height: int,
+    width: int,
+    device: torch.device,
+) -> Tensor:
     """N×2×3 `affine_grid` matrices of random small warps, one per image.
 
     Uniform draws: a shift of up to `shift` px along each axis, a rotation of up to `rotation`
@@ -85,8 +92,13 @@ def stability_loss(
     return (difference * inside).sum() / (inside.sum() * content.shape[1]).clamp(min=1)
 
 
-STABILITY_KNOBS = ("stability_weight", "stability_noise", "stability_shift", "stability_rotation",
-                   "stability_zoom")  # fmt: skip
+STABILITY_KNOBS = (
+    "stability_weight",
+    "stability_noise",
+    "stability_shift",
+    "stability_rotation",
+    "stability_zoom",
+)
 
 
 def check_stability_settings(settings: Mapping) -> None:
@@ -96,13 +108,24 @@ def check_stability_settings(settings: Mapping) -> None:
             raise UserError(f"method.{knob} must be zero or positive, got {settings[knob]}.")
 
 
-def add_stability_term(terms: dict[str, Tensor], transform: Callable[[Tensor], Tensor],
-                       content: Tensor, output: Tensor, settings: Mapping) -> None:  # fmt: skip
+def add_stability_term(
+    terms: dict[str, Tensor],
+    transform: Callable[[Tensor], Tensor],
+    content: Tensor,
+    output: Tensor,
+    settings: Mapping,
+) -> None:
     """Add λ_stab·L_stab as the term `stability` (and to `total`) when `stability_weight` > 0."""
     if settings["stability_weight"] <= 0:
         return
-    loss = stability_loss(transform, content, output, settings["stability_noise"],
-                          settings["stability_shift"], settings["stability_rotation"],
-                          settings["stability_zoom"])  # fmt: skip
+    loss = stability_loss(
+        transform,
+        content,
+        output,
+        settings["stability_noise"],
+        settings["stability_shift"],
+        settings["stability_rotation"],
+        settings["stability_zoom"],
+    )
     terms["stability"] = settings["stability_weight"] * loss
     terms["total"] = terms["total"] + terms["stability"]

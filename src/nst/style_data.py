@@ -40,25 +40,29 @@ def style_augmentation(size: int, crop: int) -> v2.Transform:
     Their brightness is additive (±0.8); torchvision's is a factor in [0.2, 1.8], the closest
     multiplicative equivalent. Saturation 0.5–1.5 and hue ±0.2 are theirs.
     """
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(size, antialias=True),
-        v2.RandomResizedCrop(crop, scale=(0.25, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.ColorJitter(brightness=0.8, saturation=(0.5, 1.5), hue=0.2),
-    ])  # fmt: skip
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(size, antialias=True),
+            v2.RandomResizedCrop(crop, scale=(0.25, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.ColorJitter(brightness=0.8, saturation=(0.5, 1.5), hue=0.2),
+        ]
+    )
 
 
 def plain_transform(size: int, crop: int) -> v2.Transform:
     """Resize (short side), centre crop, float [0, 1]: the grid's and evaluation's styles."""
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(size, antialias=True),
-        v2.CenterCrop(crop),
-        v2.ToDtype(torch.float32, scale=True),
-    ])  # fmt: skip
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(size, antialias=True),
+            v2.CenterCrop(crop),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
 
 
 def holdout_indices(names: list[str], holdout: int | list[str], seed: int) -> list[int]:
@@ -147,8 +151,9 @@ class StyleSet:
                 "method=arbitrary trains on style images: set data.style.path=DIR (e.g. the "
                 "Kaggle Painter by Numbers train/ folder) or a hub id, or use data=synthetic."
             )
-        if random_size is not None and not (len(random_size) == 2 and
-                                             0 < random_size[0] <= random_size[1]):  # fmt: skip
+        if random_size is not None and not (
+            len(random_size) == 2 and 0 < random_size[0] <= random_size[1]
+        ):
             raise UserError(f"data.style.random_size must be [low, high] px, got {random_size}.")
         self.path, self.split, self.files, self.synthetic = path, split, files, synthetic
         self.size, self.crop, self.augment, self.random_size = size, crop, augment, random_size
@@ -191,12 +196,14 @@ class StyleSet:
         """Augmented (`augment`) or plain random crops of `crop` px."""
         if self.augment:
             return style_augmentation(self.size, self.crop)
-        return v2.Compose([
-            v2.ToImage(),
-            v2.Resize(self.size, antialias=True),
-            v2.RandomCrop(self.crop),
-            v2.ToDtype(torch.float32, scale=True),
-        ])  # fmt: skip
+        return v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(self.size, antialias=True),
+                v2.RandomCrop(self.crop),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
 
     def grid(self, train: datasets.Dataset, held: datasets.Dataset) -> tuple[Tensor, int]:
         """The grid's styles: up to `grid_styles` seen then as many unseen; and the seen count."""

@@ -181,8 +181,9 @@ def holds(format_name: str, stream) -> bool:
 class VideoWriter:
     """An output container with an H.264 stream and, if the source has audio, an audio stream."""
 
-    def __init__(self, path: Path, source_video, source_audio, width: int, height: int,
-                 crf: int, preset: str):  # fmt: skip
+    def __init__(
+        self, path: Path, source_video, source_audio, width: int, height: int, crf: int, preset: str
+    ):
         self.container = av.open(str(path), "w")
         rate = source_video.average_rate or source_video.guessed_rate or Fraction(25)
         self.video = self.container.add_stream("libx264", rate=rate)
@@ -355,8 +356,10 @@ def stylize_video(
             raise UserError(f"{input_path} is {width}×{height} px; the network needs at least 8.")
         notes = []
         if size is None and (width, height) != (video.width, video.height):
-            notes.append(f"cropped {video.width}×{video.height} to {width}×{height} (H.264 "
-                         "yuv420p needs even sides)")  # fmt: skip
+            notes.append(
+                f"cropped {video.width}×{video.height} to {width}×{height} (H.264 "
+                "yuv420p needs even sides)"
+            )
         start, frames, finished = time.perf_counter(), 0, False
         with atomic_file(output) as temporary:
             writer = VideoWriter(temporary, video, audio, width, height, crf, preset)

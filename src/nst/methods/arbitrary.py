@@ -118,8 +118,9 @@ class ArbitraryStyle(pl.LightningModule):
         is_seen = torch.arange(len(output), device=output.device) % count < int(seen)
         for group, mask in (("seen", is_seen), ("unseen", ~is_seen)):
             if mask.any():
-                pair_targets = {key: value.repeat(len(content), 1, 1)[mask]
-                                for key, value in targets.items()}  # fmt: skip
+                pair_targets = {
+                    key: value.repeat(len(content), 1, 1)[mask] for key, value in targets.items()
+                }
                 terms = self.loss(output[mask], content=photos[mask], style=pair_targets)
                 self.log_dict(
                     {f"val/{group}/{name}": value for name, value in terms.items()},

@@ -44,8 +44,10 @@ def check_improved_config(method: DictConfig, arch: str) -> None:
             "use loss_net=vgg19 or method.all_layers=false."
         )
     if method.blur_correlations and not method.correlation_chain:
-        raise UserError("method.blur_correlations blurs the correlation chain; also set "
-                        "method.correlation_chain=true.")  # fmt: skip
+        raise UserError(
+            "method.blur_correlations blurs the correlation chain; also set "
+            "method.correlation_chain=true."
+        )
     if method.geometric_weights and (
         method.style_layer_weights is not None or method.content_layer_weights is not None
     ):
