@@ -11,7 +11,6 @@ that takes a checkpoint takes a zoo model. How each model was trained: docs/MODE
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from nst.errors import UserError
+from nst.outputs import atomic_file
 
 FOLDER = Path(__file__).parent
 REGISTRY = FOLDER / "registry.json"
@@ -89,7 +89,8 @@ def add_model(name: str, checkpoint_path: str | Path, dtype: torch.dtype = torch
         if key.startswith(NETWORK_PREFIXES) and value.is_floating_point()
     }
     path = FOLDER / f"{name}.safetensors"
-    save_file(state, path, metadata={"hyper_parameters": json.dumps(hparams)})
+    with atomic_file(path) as temporary:
+        save_file(state, temporary, metadata={"hyper_parameters": json.dumps(hparams)})
     entries = registry()
     entries[name] = {
         "file": path.name,
@@ -98,11 +99,6 @@ def add_model(name: str, checkpoint_path: str | Path, dtype: torch.dtype = torch
         "style": hparams.get("style", {}).get("image"),
         "steps": int(checkpoint.get("global_step", 0)),
     }
-    REGISTRY.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
+    with atomic_file(REGISTRY) as temporary:
+        temporary.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
     return entries[name]
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "add":
-        sys.exit("usage: python -m nst.zoo add NAME path/to/last.ckpt")
-    print(add_model(sys.argv[2], sys.argv[3]))
