@@ -373,6 +373,10 @@ def _gather(stage: Stage, source: Activation, rows: slice, cols: slice, device) 
             for span, size in ((rows, source.size[0]), (cols, source.size[1]))
         )
         return source.read(slice(first_row, last_row), slice(first_col, last_col), device)
+    if source.logical is None or source.logical == tuple(source.data.shape[-2:]):
+        return _gather_padded(stage, source, rows, cols, device)
+    # The input image under the forward's pad to a multiple of 4: a reflection of a reflection,
+    # gathered by index (3 channels, so cheap).
     row_index = _source_indices(stage, source, 0, rows.start, rows.stop)
     col_index = _source_indices(stage, source, 1, cols.start, cols.stop)
     row0, row1 = int(row_index.min()), int(row_index.max()) + 1
@@ -382,6 +386,37 @@ def _gather(stage: Stage, source: Activation, rows: slice, cols: slice, device) 
         block = block.index_select(2, (row_index - row0).to(device))
     if col1 - col0 != len(col_index) or not torch.equal(col_index, torch.arange(col0, col1)):
         block = block.index_select(3, (col_index - col0).to(device))
+    return block.contiguous(memory_format=torch.channels_last)
+
+
+def _axis_span(stage: Stage, size: int, start: int, stop: int) -> tuple[int, int, int, int]:
+    """(first, last) stored index, (before, after) reflection pad for outputs `start:stop`."""
+    upsampled = size * stage.upsample
+    first = start * stage.stride - stage.pad
+    last = (stop - 1) * stage.stride + stage.kernel - stage.pad
+    inside_first, inside_last = max(first, 0), min(last, upsampled)
+    return inside_first, inside_last, inside_first - first, last - inside_last
+
+
+def _gather_padded(stage: Stage, source: Activation, rows: slice, cols: slice, device) -> Tensor:
+    """`_gather` by slicing, nearest upsampling and reflection padding of the tile itself: a tile
+    at the border holds that border's rows, so padding it reflects as padding the image does."""
+    (top, bottom, pad_top, pad_bottom), (left, right, pad_left, pad_right) = (
+        _axis_span(stage, size, span.start, span.stop)
+        for size, span in zip(source.size, (rows, cols), strict=True)
+    )
+    factor = stage.upsample
+    block = source.read(
+        slice(top // factor, -(-bottom // factor)),
+        slice(left // factor, -(-right // factor)),
+        device,
+    )
+    if factor > 1:
+        block = F.interpolate(block, scale_factor=factor, mode="nearest")
+        row0, col0 = top % factor, left % factor
+        block = block[:, :, row0 : row0 + bottom - top, col0 : col0 + right - left]
+    if pad_top or pad_bottom or pad_left or pad_right:
+        block = F.pad(block, (pad_left, pad_right, pad_top, pad_bottom), mode="reflect")
     return block.contiguous(memory_format=torch.channels_last)
 
 
