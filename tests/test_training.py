@@ -181,3 +181,32 @@ def test_basic_with_mixed_precision_runs_in_32_bit_and_says_so(image_files, caps
     assert "runs in 32-bit (Lightning has no mixed precision for L-BFGS)" in capsys.readouterr().err
     with pytest.raises(UserError, match="Unknown precision 'int8'"):
         nst.stylize(content, style, method="basic", precision="int8")
+
+
+def test_the_cosine_schedule_warms_up_then_decays_to_zero():
+    from nst.training import adam_with_schedule
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    config = adam_with_schedule([parameter], 1e-3, "cosine", warmup_steps=4, total_steps=14)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(14):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(2.5e-4) and rates[3] == pytest.approx(1e-3)
+    assert rates[9] == pytest.approx(5e-4)  # half way through the decay
+    assert all(a > b for a, b in zip(rates[4:], rates[5:], strict=False))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_constant_schedule_and_bad_schedules():
+    from nst.training import adam_with_schedule
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    config = adam_with_schedule([parameter], 1e-3, "constant", warmup_steps=0, total_steps=-1)
+    assert config["optimizer"].param_groups[0]["lr"] == 1e-3
+    with pytest.raises(UserError, match="set it"):
+        adam_with_schedule([parameter], 1e-3, "cosine", warmup_steps=0, total_steps=-1)
+    with pytest.raises(UserError, match="Unknown method.lr_schedule 'linear'"):
+        adam_with_schedule([parameter], 1e-3, "linear", warmup_steps=0, total_steps=10)

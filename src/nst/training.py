@@ -194,6 +194,8 @@ def adam_with_schedule(
         raise UserError(f"Unknown method.lr_schedule '{schedule}'; use constant or cosine.")
     if warmup_steps < 0:
         raise UserError(f"method.warmup_steps must be zero or more, got {warmup_steps}.")
+    if schedule == "cosine" and total_steps <= 0:
+        raise UserError("method.lr_schedule=cosine decays to 0 at trainer.max_steps: set it.")
     optimizer = torch.optim.Adam(parameters, lr=lr)
     total_steps = max(total_steps, warmup_steps + 1)
 

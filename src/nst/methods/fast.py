@@ -117,10 +117,11 @@ class FastStyle(pl.LightningModule):
         log_image_grid(self.trainer, grid)
 
     def configure_optimizers(self) -> dict:
+        max_steps = self._trainer.max_steps if self._trainer is not None else -1
         return adam_with_schedule(
             self.transform.parameters(),
             self.hparams.lr,
             self.hparams.lr_schedule,
             self.hparams.warmup_steps,
-            self.trainer.max_steps,
+            max_steps,
         )
