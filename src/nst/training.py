@@ -215,17 +215,9 @@ def warm_start(module: pl.LightningModule, source: str) -> str:
     """Load trained weights into `module`'s networks before training (`init_from=`): a zoo model
     name (`nst.zoo`) or a train.py checkpoint path. Both must come from the same method and
     network layout; returns a line saying what was loaded."""
-    from nst import zoo
+    from nst.inference import read_source  # a zoo name or a checkpoint, read safely
 
-    if source in zoo.names():
-        checkpoint = zoo.read_model(source)
-    elif Path(source).is_file():
-        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    else:
-        raise UserError(
-            f"init_from={source} is neither a zoo model ({', '.join(zoo.names()) or 'none'}) "
-            "nor a checkpoint file."
-        )
+    checkpoint, _ = read_source(source)
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     method = module.hparams.get("name")
     if hparams.get("name") != method or hparams.get("network") != module.hparams.get("network"):
