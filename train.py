@@ -134,8 +134,8 @@ def announce(trainer: pl.Trainer, cfg: DictConfig, ckpt_path: str | None) -> Non
 def check_named_style(cfg: DictConfig) -> None:
     """A named style (style=wave) whose image is not in `style_dir` stops with a hint."""
     style = cfg.get("style")
-    if not style or OmegaConf.is_missing(style, "image"):
-        return
+    if not style or "image" not in style or OmegaConf.is_missing(style, "image"):
+        return  # no style, or recipe=cpu's style.size alone for a method without one
     images = [style.image] if isinstance(style.image, str) else list(style.image)
     for image in images:
         if str(image).startswith(str(cfg.style_dir)) and not Path(image).is_file():

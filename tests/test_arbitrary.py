@@ -3,7 +3,7 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import load_script, pattern
+from conftest import load_script, pattern, tiny_fast_checkpoint
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -14,9 +14,16 @@ from nst.errors import UserError, user_error_cause
 from nst.image import save_image
 from nst.inference import ArbitraryStylizer, load_stylizer, read_checkpoint, style_embedding
 from nst.methods.arbitrary import ArbitraryStyle, resolved_loss_net
-from nst.networks import ConditionalInstanceNorm, ConditionalTransformNet, normalization
+from nst.networks import (
+    ConditionalInstanceNorm,
+    ConditionalTransformNet,
+    TransformNet,
+    conditional_from_transform_net,
+    normalization,
+)
 from nst.predictors import InceptionPredictor, VGGPredictor
-from nst.style_data import holdout_indices
+from nst.style_data import StyleSet, holdout_indices
+from nst.training import warm_start
 from nst.vgg import LossNetwork
 
 train_script = load_script("train")
@@ -298,3 +305,80 @@ def test_the_stability_term_joins_the_loss_only_when_switched_on():
     assert torch.allclose(total, rest + logged["train/stability"])
     with pytest.raises(UserError, match="stability_zoom must be zero or positive"):
         build_module("method.stability_zoom=-1")
+
+
+def test_style_folders_combine_and_a_fixed_half_of_one_is_held_out(tmp_path):
+    """data=bsds_paintings: textures and paintings in one set; FOLDER/even holds out positions
+    0, 2, 4, … of that folder in name order, the rest of it and the other folder train."""
+    for folder, count in (("textures", 3), ("paintings", 5)):
+        (tmp_path / folder).mkdir()
+        for index in range(count):
+            save_image(pattern(24, 24, seed=index), tmp_path / folder / f"{folder}_{index}.png")
+    style_set = StyleSet(
+        path=[str(tmp_path / "textures"), str(tmp_path / "paintings")], holdout="paintings/even"
+    )
+    training, held = style_set.load(workers=0)
+    assert held["name"] == [f"paintings/paintings_{index}.png" for index in (0, 2, 4)]
+    assert sorted(training["name"]) == [
+        "paintings/paintings_1.png",
+        "paintings/paintings_3.png",
+        *(f"textures/textures_{index}.png" for index in range(3)),
+    ]
+    names = ["a/x.jpg", "b/y.jpg", "a/z.jpg", "a/w.jpg"]
+    assert holdout_indices(names, "a/odd", seed=0) == [0]  # a/w, a/x, a/z: position 1 is a/x
+    for rule, message in (("a/third", "FOLDER/even"), ("c/even", "no style is in a folder")):
+        with pytest.raises(UserError, match=message):
+            holdout_indices(names, rule, seed=0)
+    with pytest.raises(UserError, match="is not a folder"):
+        StyleSet(path=[str(tmp_path / "textures"), str(tmp_path / "nowhere")]).load(workers=0)
+
+
+def test_the_zoo_data_config_trains_on_the_odd_half_of_pacs():
+    cfg = compose_config(
+        "train", train_script.style_overrides(["method=arbitrary", "data=bsds_paintings"])
+    )
+    assert cfg.data.style.holdout == "paintings_pacs_art/even" and cfg.data.pair_styles
+    assert [path.split("/")[-1] for path in cfg.data.style.path] == [
+        "textures_dtd10",
+        "paintings_pacs_art",
+    ]
+
+
+def test_a_fast_model_warm_starts_the_conditional_network_exactly():
+    """conditional_from_transform_net: with zero style slopes, every layer before the last CIN
+    computes what the fast network computes, whatever the embedding."""
+    torch.manual_seed(0)
+    fast = TransformNet(channels=8, residual_blocks=2)
+    with torch.no_grad():
+        for name, value in fast.named_parameters():
+            if name.endswith(".weight") and value.dim() == 1:  # non-trivial norm γ, β
+                value.normal_(1.0, 0.3)
+            elif value.dim() == 1:
+                value.normal_(0.0, 0.3)
+    conditional = ConditionalTransformNet(channels=8, residual_blocks=2, encoder_norm="instance")
+    conditional_from_transform_net(conditional, fast.state_dict())
+    with torch.no_grad():
+        conditional.style_params.weight.zero_()
+    seen = {}
+    fast.layers[-1].register_forward_hook(lambda m, i, o: seen.setdefault("fast", o))
+    conditional.decoder[2].conv.register_forward_hook(lambda m, i, o: seen.setdefault("cin", o))
+    image = torch.rand(1, 3, 32, 40)
+    fast(image), conditional(image, torch.randn(1, 100))
+    torch.testing.assert_close(seen["cin"], seen["fast"], atol=1e-5, rtol=1e-4)
+
+
+def test_init_from_a_fast_checkpoint_starts_an_arbitrary_run(tmp_path):
+    fast_path = tiny_fast_checkpoint(tmp_path / "fast.ckpt")
+    module = build_module(
+        "method.network.channels=4",
+        "method.network.residual_blocks=1",
+        "method.network.encoder_norm=instance",
+    )
+    assert "Starting the transfer network from the fast model" in warm_start(module, fast_path)
+    fast_state = torch.load(fast_path, weights_only=True)["state_dict"]
+    torch.testing.assert_close(
+        module.transform.encoder[0][1].weight, fast_state["transform.layers.0.1.weight"]
+    )
+    wider = build_module("method.network.channels=8", "method.network.residual_blocks=1")
+    with pytest.raises(UserError, match="same channels and residual_blocks"):
+        warm_start(wider, fast_path)

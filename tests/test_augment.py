@@ -177,3 +177,25 @@ def test_missing_or_wrong_distribution_is_one_clear_sentence(checkpoint, fitted,
         StyleAugment(fitted.predictor, fitted.network, wrong)
     with pytest.raises(UserError, match="holds no images"):
         StyleAugment.from_checkpoint(checkpoint, tmp_path)
+
+
+def test_the_zoo_carries_the_distribution_and_style_augment_needs_no_arguments(
+    checkpoint, fitted, tmp_path, monkeypatch
+):
+    """`python -m nst.zoo add arbitrary CKPT --paintings …` stores μ and L beside the networks;
+    `StyleAugment()` then uses that model and that distribution."""
+    from nst import zoo
+
+    monkeypatch.setattr(zoo, "FOLDER", tmp_path)
+    monkeypatch.setattr(zoo, "REGISTRY", tmp_path / "registry.json")
+    zoo.add_model("arbitrary", checkpoint, distribution=fitted.distribution)
+    stored = zoo.read_model("arbitrary")
+    assert not any(key.startswith("style_distribution") for key in stored["state_dict"])
+    for key, value in fitted.distribution.items():
+        torch.testing.assert_close(stored["style_distribution"][key], value)  # fp32 kept
+    augment = StyleAugment(seed=0, predictor_size=SIZE)
+    torch.testing.assert_close(augment.cholesky, fitted.cholesky)
+    output = augment(photos(2))
+    assert output.shape == (2, 3, 20, 24) and not torch.allclose(output, photos(2), atol=0.05)
+    with pytest.raises(UserError, match="both networks, or neither"):
+        StyleAugment(predictor=fitted.predictor)

@@ -19,11 +19,18 @@ from torchvision.transforms import v2
 
 from nst.errors import UserError
 from nst.image import from_pil
-from nst.inference import check_image_size, load_stylizer, read_checkpoint, style_embedding
+from nst.inference import (
+    ArbitraryStylizer,
+    check_image_size,
+    load_stylizer,
+    read_source,
+    style_embedding,
+)
 from nst.networks import ConditionalTransformNet
 from nst.predictors import resize_for_predictor
 
 DISTRIBUTION_KEY = "style_distribution"
+DEFAULT_MODEL = "arbitrary"  # the zoo's arbitrary model, which ships its style distribution
 RIDGE = 1e-4  # added to Σ's diagonal, relative to its mean variance, so Σ is never singular
 
 
@@ -59,15 +66,30 @@ def painting_embeddings(
         from nst.style_data import folder_images
 
         folder = Path(paintings).expanduser()
-        paintings = [from_pil(record["image"]) for record in folder_images(folder)]
+        paintings = [from_pil(record["image"]) for record in folder_images([folder])]
     elif isinstance(paintings, Tensor):
         paintings = list(paintings.unsqueeze(0) if paintings.dim() == 3 else paintings.split(1))
     return torch.cat([style_embedding(predictor, [painting], size=size) for painting in paintings])
 
 
+def training_distribution(
+    checkpoint: str | Path, folders: Sequence[str], holdout: int | str | list[str] = 0
+) -> dict[str, Tensor]:
+    """The style distribution of an arbitrary checkpoint's training paintings: the images of
+    `folders` less those `holdout` keeps out (as `nst.style_data.StyleSet` splits them), each
+    read by its predictor at 256 px."""
+    from nst.style_data import StyleSet
+
+    training, _ = StyleSet(path=list(folders), holdout=holdout).load(workers=0)
+    predictor = load_stylizer(checkpoint, kind="arbitrary").predictor
+    paintings = [from_pil(record["image"]) for record in training]
+    return fit_distribution(painting_embeddings(predictor, paintings))
+
+
 def read_distribution(source: str | Path | dict) -> dict[str, Tensor]:
-    """A fitted distribution from a file `save_distribution` wrote, or from a checkpoint's dict."""
-    stored = read_checkpoint(source) if isinstance(source, (str, Path)) else source
+    """A fitted distribution from a file `save_distribution` wrote, a zoo model or a checkpoint
+    (a path or its dict)."""
+    stored = read_source(source)[0] if isinstance(source, (str, Path)) else source
     distribution = stored.get(DISTRIBUTION_KEY) if isinstance(stored, dict) else None
     if not isinstance(distribution, dict) or {"mean", "cholesky"} - distribution.keys():
         raise UserError(f"{source} holds no fitted style distribution; fit one from paintings.")
@@ -82,21 +104,32 @@ class StyleAugment(v2.Transform):
     `p`, with a strength α drawn uniformly from `strength` (a float, or a (low, high) range):
     z = α·(μ + L·ε) + (1 − α)·P(image), ε ~ N(0, I). Random draws come from a CPU generator
     seeded by `seed` (`None`: torch's global generator), so results do not depend on the device.
+    With no networks given it uses the zoo's arbitrary model and the distribution of its
+    training paintings (`StyleAugment()`); `from_checkpoint` takes a user's own.
     """
 
     _transformed_types = (is_plain_tensor, tv_tensors.Image, PIL.Image.Image)
 
     def __init__(
         self,
-        predictor: nn.Module,
-        transform: ConditionalTransformNet,
-        distribution: dict[str, Tensor],
+        predictor: nn.Module | None = None,
+        transform: ConditionalTransformNet | None = None,
+        distribution: dict[str, Tensor] | None = None,
         strength: float | tuple[float, float] = 0.5,
         p: float = 1.0,
         seed: int | None = None,
         predictor_size: int | None = 256,
     ):
         super().__init__()
+        if predictor is None or transform is None:
+            if predictor is not None or transform is not None:
+                raise UserError("StyleAugment needs both networks, or neither (the zoo's).")
+            checkpoint, label = read_source(DEFAULT_MODEL)
+            networks = ArbitraryStylizer.from_checkpoint(checkpoint, label)
+            predictor, transform = networks.predictor, networks.transform
+            distribution = distribution or read_distribution(checkpoint)
+        if distribution is None:
+            raise UserError("StyleAugment needs a style distribution: use from_checkpoint.")
         low, high = (strength, strength) if isinstance(strength, (int, float)) else strength
         if not 0.0 <= low <= high <= 1.0:
             raise UserError(f"strength must be in [0, 1] or a range (low, high) in it: {strength}.")
@@ -127,13 +160,14 @@ class StyleAugment(v2.Transform):
         device: str | torch.device = "cpu",
         predictor_size: int | None = 256,
     ) -> "StyleAugment":
-        """A StyleAugment with an arbitrary-method checkpoint's networks. The style distribution
-        is fitted to `paintings` (a folder, a batch or a list of images), read from a `.pt` file
-        `save_distribution` wrote, or, with `paintings=None`, read from the checkpoint."""
+        """A StyleAugment with the networks of an arbitrary-method checkpoint or zoo model. The
+        style distribution is fitted to `paintings` (a folder, a batch or a list of images), read
+        from a `.pt` file `save_distribution` wrote, or, with `paintings=None`, read from the
+        checkpoint."""
         distribution = None  # read before the networks are built, so a mistake stops at once
         if paintings is None:
             try:
-                distribution = read_distribution(read_checkpoint(path))
+                distribution = read_distribution(path)
             except UserError:
                 raise UserError(
                     f"{path} holds no style distribution; pass paintings=FOLDER (or a saved "

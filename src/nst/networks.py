@@ -257,3 +257,39 @@ class ConditionalTransformNet(nn.Module):
         for layer in self.decoder:
             x = layer(x, next(params), next(params))
         return torch.sigmoid(x)[..., :height, :width]
+
+
+def conditional_from_transform_net(
+    network: ConditionalTransformNet, state: dict[str, Tensor]
+) -> ConditionalTransformNet:
+    """Start a `ConditionalTransformNet` from a trained `TransformNet`'s `state_dict` (a fast
+    model of the same width and depth, nearest upsampling): every convolution and the encoder
+    norms copied, and the fast model's instance-norm γ, β as the bias of `style_params`, so that
+    before training T(c, S) is that model whatever S (its last layer's CIN aside). A warm start
+    for the arbitrary method (the issue's "convolutions from a zoo fast model")."""
+    blocks = len(network.residual_blocks)
+    copied = {}
+    for index in range(3):
+        for part in (1, 2):
+            for name in ("weight", "bias"):
+                copied[f"encoder.{index}.{part}.{name}"] = state[f"layers.{index}.{part}.{name}"]
+    norms = []
+    for block in range(blocks):
+        for half, place in ((0, "first"), (1, "second")):
+            prefix = f"layers.{3 + block}.body.{half}"
+            copied[f"residual_blocks.{block}.{place}.conv.weight"] = state[f"{prefix}.1.weight"]
+            copied[f"residual_blocks.{block}.{place}.conv.bias"] = state[f"{prefix}.1.bias"]
+            norms += [state[f"{prefix}.2.weight"], state[f"{prefix}.2.bias"]]
+    for index in range(2):
+        prefix = f"layers.{3 + blocks + index}"
+        copied[f"decoder.{index}.conv.weight"] = state[f"{prefix}.2.weight"]
+        copied[f"decoder.{index}.conv.bias"] = state[f"{prefix}.2.bias"]
+        norms += [state[f"{prefix}.3.weight"], state[f"{prefix}.3.bias"]]
+    last = f"layers.{3 + blocks + 3}"
+    copied["decoder.2.conv.weight"] = state[f"{last}.weight"]
+    copied["decoder.2.conv.bias"] = state[f"{last}.bias"]
+    bias = network.style_params.bias.detach().clone()
+    bias[: sum(len(value) for value in norms)] = torch.cat(norms)
+    copied["style_params.bias"] = bias
+    network.load_state_dict(copied, strict=False)
+    return network

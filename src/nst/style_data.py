@@ -23,13 +23,20 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 HOLDOUT_FILE = "styles_holdout.txt"
 
 
-def folder_images(folder: Path) -> datasets.Dataset:
-    """Every image under `folder` (sorted, recursive) with its file name, as an HF dataset."""
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise UserError(f"{folder} holds no images; give a folder of .jpg or .png paintings.")
-    names = [str(path.relative_to(folder)) for path in paths]
-    dataset = datasets.Dataset.from_dict({"image": [str(path) for path in paths], "name": names})
+def folder_images(folders: list[Path]) -> datasets.Dataset:
+    """Every image under `folders` (each sorted, recursive) with its name, as an HF dataset.
+
+    With one folder a name is the file's path inside it; with several it starts with the
+    folder's own name (`paintings_pacs_art/dog_pic_001.jpg`), so names stay unique."""
+    paths, names = [], []
+    for folder in folders:
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise UserError(f"{folder} holds no images; give a folder of .jpg or .png paintings.")
+        root = folder if len(folders) == 1 else folder.parent
+        paths += [str(path) for path in found]
+        names += [str(path.relative_to(root)) for path in found]
+    dataset = datasets.Dataset.from_dict({"image": paths, "name": names})
     return dataset.cast_column("image", datasets.Image())
 
 
@@ -65,9 +72,12 @@ def plain_transform(size: int, crop: int) -> v2.Transform:
     )
 
 
-def holdout_indices(names: list[str], holdout: int | list[str], seed: int) -> list[int]:
-    """Indices of the held-out styles: `holdout` seeded random ones, or those named (file name
-    or stem)."""
+def holdout_indices(names: list[str], holdout: int | str | list[str], seed: int) -> list[int]:
+    """Indices of the held-out styles: `holdout` seeded random ones; those named (file name or
+    stem); or a fixed half of one folder, `FOLDER/even` (or `FOLDER/odd`): of the styles whose
+    names start with `FOLDER/`, in name order, those at even (odd) positions 0, 2, 4, …"""
+    if isinstance(holdout, str):
+        return half_of_folder(names, holdout)
     if isinstance(holdout, int):
         if not 0 <= holdout < len(names):
             raise UserError(
@@ -83,6 +93,23 @@ def holdout_indices(names: list[str], holdout: int | list[str], seed: int) -> li
     if missing:
         raise UserError(f"data.style.holdout names {missing[0]}, which is not in the style set.")
     return sorted({index[str(name)] for name in holdout})
+
+
+def half_of_folder(names: list[str], rule: str) -> list[int]:
+    """Indices of `FOLDER/even` or `FOLDER/odd` (see `holdout_indices`)."""
+    folder, _, parity = rule.rpartition("/")
+    if parity not in ("even", "odd") or not folder:
+        raise UserError(
+            f"data.style.holdout={rule} must be a count, a list of names, or FOLDER/even or "
+            "FOLDER/odd (a fixed half of one style folder)."
+        )
+    inside = sorted(
+        (name, index) for index, name in enumerate(names) if name.startswith(folder + "/")
+    )
+    if not inside:
+        raise UserError(f"data.style.holdout={rule}: no style is in a folder named {folder}.")
+    start = 0 if parity == "even" else 1
+    return sorted(index for _, index in inside[start::2])
 
 
 class PairedImages(Dataset):
@@ -133,7 +160,7 @@ class StyleSet:
 
     def __init__(
         self,
-        path: str | None = None,
+        path: str | list[str] | None = None,
         split: str = "train",
         files: list[str] | None = None,
         synthetic: int = 0,
@@ -141,7 +168,7 @@ class StyleSet:
         crop: int = 256,
         augment: bool = True,
         random_size: list[int] | None = None,
-        holdout: int | list[str] = 0,
+        holdout: int | str | list[str] = 0,
         grid_styles: int = 3,
         preprocess: bool = False,
         seed: int = 0,
@@ -172,8 +199,9 @@ class StyleSet:
             dataset = synthetic_images(self.synthetic, self.size + self.size // 4, self.seed + 1)
             names = [f"synthetic_{index:04d}" for index in range(len(dataset))]
             dataset = dataset.add_column("name", names)
-        elif Path(self.path).expanduser().is_dir() and not self.files:
-            dataset = folder_images(Path(self.path).expanduser())
+        elif self.is_local() and not self.files:
+            folders = [self.path] if isinstance(self.path, str) else self.path
+            dataset = folder_images([Path(folder).expanduser() for folder in folders])
         else:
             dataset = load_images(self.path, self.split, self.files, None)
             column = image_column(dataset)
@@ -191,6 +219,15 @@ class StyleSet:
         held = holdout_indices(dataset["name"], self.holdout, self.seed)
         kept = sorted(set(range(len(dataset))) - set(held))
         return dataset.select(kept), dataset.select(held)
+
+    def is_local(self) -> bool:
+        """Whether `path` names local folders (one, or a list of them)."""
+        if isinstance(self.path, str):
+            return Path(self.path).expanduser().is_dir()
+        missing = [folder for folder in self.path if not Path(folder).expanduser().is_dir()]
+        if missing:
+            raise UserError(f"data.style.path lists {missing[0]}, which is not a folder.")
+        return True
 
     def train_transform(self) -> v2.Transform:
         """Augmented (`augment`) or plain random crops of `crop` px."""

@@ -220,6 +220,8 @@ def warm_start(module: pl.LightningModule, source: str) -> str:
     checkpoint, _ = read_source(source)
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     method = module.hparams.get("name")
+    if method == "arbitrary" and hparams.get("name") == "fast":
+        return arbitrary_from_fast(module, source, checkpoint)
     if hparams.get("name") != method or hparams.get("network") != module.hparams.get("network"):
         raise UserError(
             f"init_from={source} holds a {hparams.get('name')} network with settings "
@@ -228,3 +230,26 @@ def warm_start(module: pl.LightningModule, source: str) -> str:
         )
     module.load_state_dict(checkpoint["state_dict"])
     return f"Starting from the weights of {source} (trained on {hparams['style']['name']})"
+
+
+def arbitrary_from_fast(module: pl.LightningModule, source: str, checkpoint: dict) -> str:
+    """`warm_start` of an arbitrary-method transfer network from a fast model of the same width
+    and depth (`nst.networks.conditional_from_transform_net`); the predictor starts afresh."""
+    from nst.networks import conditional_from_transform_net
+
+    fast, arbitrary = checkpoint["hyper_parameters"]["network"], module.hparams["network"]
+    same = all(fast.get(key) == arbitrary.get(key) for key in ("channels", "residual_blocks"))
+    if not same or fast.get("upsample", "nearest") != "nearest":
+        raise UserError(
+            f"init_from={source} is a fast network with settings {fast}; an arbitrary network "
+            f"with {arbitrary} can start only from one of the same channels and residual_blocks, "
+            "with nearest upsampling."
+        )
+    state = {
+        key.removeprefix("transform."): value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith("transform.")
+    }
+    conditional_from_transform_net(module.transform, state)
+    style = checkpoint["hyper_parameters"]["style"]["name"]
+    return f"Starting the transfer network from the fast model {source} (trained on {style})"

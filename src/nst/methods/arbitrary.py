@@ -19,7 +19,7 @@ from nst.methods.common import check_loss_weights
 from nst.networks import ConditionalTransformNet
 from nst.predictors import VGGPredictor, build_predictor
 from nst.stability import add_stability_term, check_stability_settings
-from nst.training import log_image_grid
+from nst.training import adam_with_schedule, log_image_grid
 from nst.vgg import LossNetwork
 
 
@@ -64,6 +64,8 @@ class ArbitraryStyle(pl.LightningModule):
         stability_shift: float = 0.0,
         stability_rotation: float = 0.0,
         stability_zoom: float = 0.0,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -144,6 +146,12 @@ class ArbitraryStyle(pl.LightningModule):
         )
         log_image_grid(self.trainer, grid)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        parameters = [*self.transform.parameters(), *self.predictor.parameters()]
-        return torch.optim.Adam(parameters, lr=self.hparams.lr)
+    def configure_optimizers(self) -> dict:
+        max_steps = self._trainer.max_steps if self._trainer is not None else -1
+        return adam_with_schedule(
+            [*self.transform.parameters(), *self.predictor.parameters()],
+            self.hparams.lr,
+            self.hparams.lr_schedule,
+            self.hparams.warmup_steps,
+            max_steps,
+        )

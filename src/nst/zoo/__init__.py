@@ -7,6 +7,10 @@ metadata holds the `hyper_parameters` needed to rebuild its network as JSON, and
 that takes a checkpoint takes a zoo model. How each model was trained: docs/MODELS.md.
 
     python -m nst.zoo add NAME path/to/last.ckpt      (maintainers: convert and register)
+
+An arbitrary-method model also carries the style distribution `StyleAugment` draws from (μ and
+the Cholesky factor of Σ of its predictor's embeddings of the training paintings, Jackson et al.
+2019 §3), as fp32 tensors named `style_distribution.mean` and `style_distribution.cholesky`.
 """
 
 import hashlib
@@ -23,6 +27,7 @@ from nst.outputs import atomic_file
 FOLDER = Path(__file__).parent
 REGISTRY = FOLDER / "registry.json"
 NETWORK_PREFIXES = ("transform.", "predictor.")  # the trained parts of a method's state_dict
+DISTRIBUTION_PREFIX = "style_distribution."
 
 
 def registry() -> dict[str, dict]:
@@ -61,18 +66,33 @@ def read_model(name: str) -> dict:
         )
     try:
         with safe_open(path, framework="pt") as file:
-            state = {key: file.get_tensor(key).float() for key in file.keys()}  # noqa: SIM118
+            tensors = {key: file.get_tensor(key).float() for key in file.keys()}  # noqa: SIM118
             hparams = json.loads(file.metadata()["hyper_parameters"])
     except (SafetensorError, KeyError, ValueError):
         raise UserError(f"Cannot read zoo model '{name}' ({path.name}); reinstall nst.") from None
-    return {"state_dict": state, "hyper_parameters": hparams}
+    model = {"state_dict": {}, "hyper_parameters": hparams}
+    distribution = {}
+    for key, value in tensors.items():
+        if key.startswith(DISTRIBUTION_PREFIX):
+            distribution[key.removeprefix(DISTRIBUTION_PREFIX)] = value
+        else:
+            model["state_dict"][key] = value
+    if distribution:
+        model["style_distribution"] = distribution
+    return model
 
 
-def add_model(name: str, checkpoint_path: str | Path, dtype: torch.dtype = torch.float16) -> dict:
+def add_model(
+    name: str,
+    checkpoint_path: str | Path,
+    dtype: torch.dtype = torch.float16,
+    distribution: dict[str, torch.Tensor] | None = None,
+) -> dict:
     """Convert a train.py checkpoint into zoo model `name` (weights in `dtype`) and register it.
 
     Only the trained networks are kept (no optimiser state, no VGG); the style image's path is cut
-    to its file name, since the model card says where each image came from.
+    to its file name, since the model card says where each image came from. `distribution`
+    (`nst.augment.fit_distribution`'s mean and cholesky) is stored beside an arbitrary network.
     """
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     hparams = dict(checkpoint["hyper_parameters"])
@@ -88,6 +108,9 @@ def add_model(name: str, checkpoint_path: str | Path, dtype: torch.dtype = torch
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(NETWORK_PREFIXES) and value.is_floating_point()
     }
+    for key in ("mean", "cholesky"):
+        if distribution is not None:
+            state[DISTRIBUTION_PREFIX + key] = distribution[key].float().contiguous()
     path = FOLDER / f"{name}.safetensors"
     with atomic_file(path) as temporary:
         save_file(state, temporary, metadata={"hyper_parameters": json.dumps(hparams)})
