@@ -175,6 +175,7 @@ def stylize_with_network(cfg: DictConfig, source: str | Path) -> None:
         cfg.strength,
         preserve_color=cfg.preserve_color,
         style_size=cfg.style_size,
+        max_memory=cfg.max_memory,
     )
     if cfg.export is not None:
         return export_stylizer(cfg, stylizer, source)

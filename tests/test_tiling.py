@@ -226,3 +226,23 @@ def test_memory_sizes_parse(text, size):
 def test_a_memory_size_that_is_not_one_is_one_sentence():
     with pytest.raises(UserError, match="is not a size"):
         parse_memory("lots")
+
+
+def test_stylize_with_a_small_budget_tiles_and_writes_the_same_picture(tmp_path, capfd):
+    """stylize.py max_memory=…: a zoo-like checkpoint over budget runs tiled (a progress bar on
+    stderr) and writes what the untiled run writes."""
+    from conftest import load_script, tiny_fast_checkpoint
+
+    from nst.api import compose_config
+    from nst.image import load_image, save_image
+
+    stylize = load_script("stylize")
+    checkpoint = tiny_fast_checkpoint(tmp_path / "tiny.ckpt")
+    photo = tmp_path / "photo.png"
+    save_image(torch.rand(1, 3, 61, 83), photo)
+    for name, budget in (("whole", "1GiB"), ("tiled", "300KB")):
+        arguments = [f"ckpt={checkpoint}", f"input={photo}", f"output={tmp_path / name}.png"]
+        stylize.main(compose_config("stylize", [*arguments, f"max_memory={budget}"]))
+    assert "Stylizing tiles" in capfd.readouterr().err
+    whole, tiled = load_image(tmp_path / "whole.png"), load_image(tmp_path / "tiled.png")
+    assert max_difference(whole, tiled) < 1.5 / 255  # one 8-bit level at most

@@ -87,6 +87,7 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
             cfg.strength,
             preserve_color=cfg.preserve_color,
             style_size=cfg.style_size,
+            max_memory=cfg.max_memory,
         )
         return stylize_image(stylizer, content, cfg.size, cfg.device, cfg.precision)
     if cfg.method.name in ("basic", "improved"):

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from nst import tiling
 from nst.errors import UserError
 from nst.export import Signature, predictor_signature, transformer_signature
 from nst.image import check_color_mode, keep_content_colors, resize_long_side
@@ -100,13 +101,33 @@ class Stylizer(nn.Module):
 
     takes_styles: ClassVar[bool] = False  # True: styles are given at use (arbitrary method)
 
-    def __init__(self, hparams: dict | None, label: str, strength: float, preserve_color: str):
+    def __init__(
+        self,
+        hparams: dict | None,
+        label: str,
+        strength: float,
+        preserve_color: str,
+        max_memory: int | str | None = None,
+    ):
         super().__init__()
         if not 0.0 <= strength <= 1.0:
             raise UserError(f"strength must be between 0 and 1, got {strength}.")
         check_color_mode(preserve_color)
         self.hparams, self.label = hparams or {}, label
         self.strength, self.preserve_color = float(strength), preserve_color
+        # The network's activations stay within this budget: larger images run tiled, exactly.
+        self.max_memory = tiling.parse_memory(max_memory) or tiling.DEFAULT_MAX_MEMORY
+
+    def run_network(self, network: nn.Module, images: Tensor, *embedding: Tensor) -> Tensor:
+        """`network(images, *embedding)`, tiled with whole-image statistics (`nst.tiling`) when
+        its activations would not fit `max_memory`, with a progress bar over the tiles."""
+        return tiling.forward_within_memory(
+            network,
+            images,
+            *embedding,
+            max_memory=self.max_memory,
+            progress=tiling.progress_bar(),
+        )
 
     @property
     def style_name(self) -> str | None:
@@ -140,8 +161,9 @@ class FastStylizer(Stylizer):
         label: str = "The network",
         strength: float = 1.0,
         preserve_color: str = "none",
+        max_memory: int | str | None = None,
     ):
-        super().__init__(hparams, label, strength, preserve_color)
+        super().__init__(hparams, label, strength, preserve_color, max_memory)
         self.network = network
 
     @classmethod
@@ -159,7 +181,7 @@ class FastStylizer(Stylizer):
         return str((self.hparams.get("style") or {}).get("name") or "stylized")
 
     def transfer(self, images: Tensor) -> Tensor:
-        output = self.network(images)
+        output = self.run_network(self.network, images)
         return output if self.strength == 1.0 else torch.lerp(images, output, self.strength)
 
     def graphs(self) -> dict[str, tuple[nn.Module, Signature]]:
@@ -199,8 +221,9 @@ class ArbitraryStylizer(Stylizer):
         label: str = "The network",
         strength: float = 1.0,
         preserve_color: str = "none",
+        max_memory: int | str | None = None,
     ):
-        super().__init__(hparams, label, strength, preserve_color)
+        super().__init__(hparams, label, strength, preserve_color, max_memory)
         self.predictor, self.transform = predictor, transform
         self.register_buffer("embedding", None)
         self.predictor_size: int | None = 256
@@ -255,7 +278,7 @@ class ArbitraryStylizer(Stylizer):
         if self.strength < 1.0:
             own = self.predictor(resize_for_predictor(images, self.predictor_size))
             embedding = torch.lerp(own, embedding, self.strength)
-        return self.transform(images, embedding)
+        return self.run_network(self.transform, images, embedding)
 
     def graphs(self) -> dict[str, tuple[nn.Module, Signature]]:
         size = self.transform.style_params.in_features
@@ -277,13 +300,15 @@ def load_stylizer(
     preserve_color: str = "none",
     style_size: int | None = 256,
     kind: str | None = None,
+    max_memory: int | str | None = None,
 ) -> Stylizer:
     """The `Stylizer` of `source` (a zoo model name or a checkpoint path; see `read_source`).
 
     `styles` (mixed by `style_weights`, read at long side `style_size`) set a network that takes
     any style; `None` leaves it unset (export, `StyleAugment`), an empty list is an error for it.
     A network trained on one style refuses `styles`. `strength` in [0, 1] tones the style down;
-    `kind` (a `KINDS` key) refuses checkpoints of other methods.
+    `kind` (a `KINDS` key) refuses checkpoints of other methods. Images whose activations would
+    exceed `max_memory` (bytes or "4GiB"; None: `nst.tiling.DEFAULT_MAX_MEMORY`) run tiled.
     """
     checkpoint, label = read_source(source)
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
@@ -305,7 +330,7 @@ def load_stylizer(
     if styles:
         check_style_weights(styles, style_weights)
     stylizer = stylizer_class.from_checkpoint(
-        checkpoint, label, strength=strength, preserve_color=preserve_color
+        checkpoint, label, strength=strength, preserve_color=preserve_color, max_memory=max_memory
     ).eval()
     if styles:
         stylizer.set_styles(styles, style_weights, style_size)

@@ -805,6 +805,24 @@ def _add_in_place(
 
 
 @torch.no_grad()
+def progress_bar(description: str = "Stylizing tiles") -> ProgressCallback:
+    """A `progress` callback drawing a tqdm bar, opened at the first tile and closed at the last."""
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit="tile", leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            bar = None
+
+    return update
+
+
 def forward_within_memory(
     network: nn.Module,
     image: Tensor,
