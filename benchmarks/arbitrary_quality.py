@@ -1,24 +1,27 @@
 """Arbitrary-method quality: seen and unseen styles, next to the basic method, same evaluator.
 
-    python benchmarks/arbitrary_quality.py --checkpoint runs/arbitrary_none/…/checkpoints/last.ckpt
-        --styles-seen '../shared/assets/datasets/paintings_pacs_art/dog_*.jpg'
-        --styles-unseen "$(cat runs/…/styles_holdout.txt | sed 's|^|DIR/|')"   # or a glob
-        [--photos '../shared/assets/datasets/content_bsds500/test_*.jpg'] [--pairs 20]
-        [--basic-pairs 5] [--size 512] [--iterations 500] [--device auto]
+    python benchmarks/arbitrary_quality.py --checkpoint arbitrary        # the zoo's, or a path
+        [--styles-seen GLOB] [--styles-unseen GLOB]    # default: issue 11's bar (below)
+        [--photos '../shared/assets/datasets/content_bsds500/test_*.jpg'] [--photo-count 20]
+        [--pairs N] [--basic-pairs 0] [--size 512] [--iterations 300] [--device auto]
 
-Each of `--pairs` (photo, style) pairs per group (photos and styles cycled in order) is stylised
-by the checkpoint (style embedding and one forward pass, timed together) and scored by the fixed
-`StyleEvaluator` (the same score as `fast_quality.py`); the first `--basic-pairs` of each group
-are also run through the basic method for `--iterations` L-BFGS iterations. Prints the mean
-content and style distances per group, and the unseen − seen gap (how well the predictor
-generalises to styles it never trained on).
+Every photo of the first `--photo-count` (name order) with every style of each group (`--pairs`
+limits the pairs per group) is stylised by the checkpoint (style embedding and one forward pass,
+timed together) and scored by the fixed `StyleEvaluator` (the same score as `zoo_quality.py`);
+the first `--basic-pairs` of each group also run through the basic method for `--iterations`
+L-BFGS iterations. Prints the mean content and style distances per group, the reference (Magenta's
+released arbitrary model on the unseen bar: style 0.261, content 1.565), and the unseen / seen
+style ratio (how well the predictor generalises to styles it never trained on; the bar: ≤ 1.25).
+The default unseen styles are the bar's 10 paintings from `../shared/assets/images/style`; the
+default seen ones are 10 training paintings of the zoo model (the PACS paintings at odd positions).
 A style argument is a glob, or several paths separated by newlines.
 """
 
 import argparse
 import glob
 import time
-from itertools import cycle, islice
+from itertools import islice, product
+from pathlib import Path
 
 import torch
 
@@ -39,20 +42,46 @@ def paths(argument: str) -> list[str]:
     return found
 
 
+ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"  # ../shared beside the repo
+STYLE_DIR = ASSETS / "images" / "style"
+UNSEEN = [  # issue 11's quality bar: paintings the zoo model never saw
+    "adain_brushstrokes.jpg",
+    "adain_contrast_of_forms.jpg",
+    "adain_en_campo_gris.jpg",
+    "adain_flower_of_life.jpg",
+    "adain_mondrian.jpg",
+    "adain_scene_de_rue.jpg",
+    "adain_woman_in_peasant_dress.jpg",
+    "feathers.jpg",
+    "japanese_painting.jpg",
+    "picasso_selfport1907.jpg",
+]
+PACS = ASSETS / "datasets" / "paintings_pacs_art"
+REFERENCE = (0.261, 1.565)  # Magenta's arbitrary model on the unseen bar: style, content
+
+
+def seen_styles(count: int = 10) -> str:
+    """`count` of the zoo model's training paintings, spread over the PACS classes."""
+    training = sorted(glob.glob(f"{PACS}/*.jpg"))[1::2]  # odd positions: data=bsds_paintings
+    step = max(1, len(training) // count)
+    return "\n".join(training[::step][:count])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--styles-seen", required=True)
-    parser.add_argument("--styles-unseen", required=True)
-    parser.add_argument("--photos", default="../shared/assets/datasets/content_bsds500/test_*.jpg")
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--basic-pairs", type=int, default=5)
+    parser.add_argument("--checkpoint", default="arbitrary")
+    parser.add_argument("--styles-seen", default=seen_styles())
+    parser.add_argument("--styles-unseen", default="\n".join(f"{STYLE_DIR}/{n}" for n in UNSEEN))
+    parser.add_argument("--photos", default=str(ASSETS / "datasets/content_bsds500/test_*.jpg"))
+    parser.add_argument("--photo-count", type=int, default=20)
+    parser.add_argument("--pairs", type=int, default=None)
+    parser.add_argument("--basic-pairs", type=int, default=0)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    photos = paths(args.photos)
+    photos = paths(args.photos)[: args.photo_count]
     network = load_stylizer(args.checkpoint)
     evaluator = StyleEvaluator(device=torch_device(args.device))
     cfg = compose_config("stylize", [f"size={args.size}", f"method.iterations={args.iterations}"])
@@ -64,7 +93,7 @@ def main() -> None:
 
     for group in ("seen", "unseen"):
         styles = paths(getattr(args, f"styles_{group}"))
-        pairs = islice(zip(cycle(photos), cycle(styles)), args.pairs)
+        pairs = list(islice(product(photos, styles), args.pairs))
         for index, (photo_path, style_path) in enumerate(pairs):
             photo = resize_long_side(load_image(photo_path), args.size)
             style = load_image(style_path)
@@ -84,9 +113,9 @@ def main() -> None:
                 )
                 name = f"basic {args.iterations} it, {group} styles"
                 record(name, output, photo, style, time.perf_counter() - start)
-            print(f"{group} {index + 1}/{args.pairs} {photo_path} × {style_path}", flush=True)
+            print(f"{group} {index + 1}/{len(pairs)} {photo_path} × {style_path}", flush=True)
 
-    print(f"\n{args.pairs} pairs per group at {args.size} px")
+    print(f"\n{len(pairs)} pairs per group at {args.size} px")
     print(f"{'method':34} {'content':>9} {'style':>9} {'s/image':>9}")
     means = {}
     for name, rows in scores.items():
@@ -97,9 +126,12 @@ def main() -> None:
             f"{name:34} {content:9.4f} {style_distance:9.4f} {sum(seconds[name]) / len(rows):9.2f}"
         )
     seen, unseen = means["arbitrary, seen styles"], means["arbitrary, unseen styles"]
+    print(f"{'reference (Magenta), unseen':34} {REFERENCE[1]:9.4f} {REFERENCE[0]:9.4f}")
     print(
-        f"unseen − seen gap: content {unseen[0] - seen[0]:+.4f}, style {unseen[1] - seen[1]:+.4f}"
+        f"unseen / reference: content {unseen[0] / REFERENCE[1]:.3f}, "
+        f"style {unseen[1] / REFERENCE[0]:.3f} (bar: both ≤ 1)"
     )
+    print(f"unseen / seen style: {unseen[1] / seen[1]:.3f} (bar: ≤ 1.25)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ from omegaconf import OmegaConf
 from nst.api import compose_config, method_config
 from nst.errors import UserError
 from nst.image import luminance, rgb_to_yiq
-from nst.methods.basic import BasicStyle, build_loss, initial_image, optimize_image
+from nst.losses import build_loss
+from nst.methods.basic import BasicStyle, initial_image, optimize_image
 from nst.vgg import LossNetwork
 
 

@@ -9,11 +9,12 @@ from nst.errors import UserError
 from nst.image import load_image, rgb_to_yiq
 from nst.losses import (
     ImprovedPerceptualLoss,
+    build_loss,
     chain_link_weights,
     geometric_layer_weights,
     upsample_nearest,
 )
-from nst.methods.basic import build_loss, initial_image, optimize_image
+from nst.methods.basic import initial_image, optimize_image
 from nst.methods.improved import ALL_VGG19_LAYERS, build_improved_loss, improved_layers
 from nst.vgg import LossNetwork
 

@@ -7,6 +7,7 @@ from conftest import load_script, pattern
 
 from nst.api import compose_config, method_config
 from nst.errors import UserError
+from nst.losses import build_loss
 from nst.methods import basic
 from nst.methods.basic import optimize_image
 from nst.methods.improved import build_improved_loss
@@ -65,7 +66,7 @@ def test_unknown_or_bad_schedules_are_user_errors(scales, message):
         scale_sizes(scales, 1024)
 
 
-BUILDERS = [("basic", basic.build_loss), ("improved", build_improved_loss)]
+BUILDERS = [("basic", build_loss), ("improved", build_improved_loss)]
 
 
 @pytest.mark.parametrize("method, build", BUILDERS)

@@ -73,7 +73,8 @@ def stylizer_source(cfg: DictConfig) -> str | Path | None:
 
 def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Tensor:
     """Stylise one content image as a composed `stylize` config says; returns 1×3×H×W."""
-    from nst.methods.basic import build_loss, optimize_image
+    from nst.losses import build_loss
+    from nst.methods.basic import optimize_image
     from nst.methods.improved import build_improved_loss
 
     source = stylizer_source(cfg)

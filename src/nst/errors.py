@@ -1,8 +1,12 @@
 """The one exception type for failures a user causes and can fix."""
 
+import errno
 import sys
 from collections.abc import Callable
 from functools import wraps
+
+# Failures of the machine rather than of nst: said in one sentence at any point of a run.
+WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class UserError(Exception):
@@ -17,6 +21,21 @@ def user_error_cause(error: BaseException) -> UserError | None:
     while error is not None and not isinstance(error, UserError):
         error = error.__cause__
     return error
+
+
+def machine_error(error: BaseException) -> str | None:
+    """One sentence for a failed write (permission, read-only, disk full) or an allocation that
+    did not fit in memory, else None."""
+    if isinstance(error, OSError) and error.errno in WRITE_ERRORS:
+        where = f" {error.filename}" if error.filename else ""
+        return f"Cannot write{where}: {error.strerror.lower()}; nothing was left half-written."
+    text = str(error)
+    if isinstance(error, MemoryError) or "can't allocate" in text or "out of memory" in text:
+        return (
+            "Out of memory: the request needs more memory than this machine has; try a smaller "
+            "size= (trained networks: a smaller max_memory= tiles the image)."
+        )
+    return None
 
 
 def interrupted() -> None:
@@ -34,7 +53,7 @@ def exit_on_user_error(main: Callable) -> Callable:
         try:
             return main(*args, **kwargs)
         except Exception as error:
-            cause = user_error_cause(error)
+            cause = user_error_cause(error) or machine_error(error)
             if cause is None:
                 raise
             print(f"error: {cause}", file=sys.stderr)

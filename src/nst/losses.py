@@ -372,3 +372,16 @@ def conv_depth(loss_network: LossNetwork, layer: str) -> int:
     """How many conv layers of `loss_network` come up to and including `layer` (conv1_1 → 1)."""
     names = loss_network.layer_names
     return sum(name.startswith("conv") for name in names[: names.index(layer) + 1])
+
+
+def build_loss(method: Mapping, loss_network: LossNetwork) -> PerceptualLoss:
+    """The perceptual loss a method's settings describe (layers, their weights, λ_c, λ_s, λ_TV):
+    Gatys et al.'s for basic, Johnson et al.'s for fast and Ghiasi et al.'s for arbitrary."""
+    return PerceptualLoss(
+        loss_network,
+        content_layers=layer_weights(method["content_layers"], method["content_layer_weights"]),
+        style_layers=layer_weights(method["style_layers"], method["style_layer_weights"]),
+        content_weight=method["content_weight"],
+        style_weight=method["style_weight"],
+        tv_weight=method["tv_weight"],
+    )

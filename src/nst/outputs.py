@@ -21,10 +21,21 @@ VIDEO_OUTPUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}  # containers that hold
 
 
 def check_folder(path: str | os.PathLike) -> Path:
-    """`path` as a Path; its folder must exist."""
+    """`path` as a Path; its folder must exist and take a new file. Writability is probed by
+    creating and removing a file, since permission bits say nothing to root or of a read-only
+    mount."""
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"Output folder {path.parent} does not exist; create it or pick another.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".nst-probe.", dir=path.parent)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise UserError(
+            f"Cannot write to the output folder {path.parent} ({error.strerror.lower()}); "
+            "pick another output."
+        ) from None
     return path
 
 

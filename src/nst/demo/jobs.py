@@ -234,7 +234,8 @@ class OptimisationJob:
 
     def optimise(self) -> Image.Image:
         """Run `optimize_image` with the job's settings and a `ReportSteps` callback."""
-        from nst.methods.basic import build_loss, optimize_image
+        from nst.losses import build_loss
+        from nst.methods.basic import optimize_image
         from nst.methods.improved import build_improved_loss
 
         with HYDRA_LOCK:

@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from nst.methods.basic import build_loss
+from nst.losses import build_loss
 from nst.methods.common import check_loss_weights
 from nst.networks import ConditionalTransformNet
 from nst.predictors import VGGPredictor, build_predictor

@@ -22,7 +22,7 @@ from nst.image import (
     resize_long_side,
     save_image,
 )
-from nst.losses import PerceptualLoss, layer_weights
+from nst.losses import PerceptualLoss, build_loss
 from nst.methods.common import (
     accelerator,
     check_loss_weights,
@@ -121,18 +121,6 @@ def check_config(method: DictConfig) -> None:
         raise UserError(f"Unknown method.optimizer '{method.optimizer}'; use lbfgs or adam.")
     if method.save_every < 0:
         raise UserError(f"method.save_every must be 0 (off) or positive, got {method.save_every}.")
-
-
-def build_loss(method: DictConfig, loss_network: LossNetwork) -> PerceptualLoss:
-    """The Gatys perceptual loss configured by `method`."""
-    return PerceptualLoss(
-        loss_network,
-        content_layers=layer_weights(method.content_layers, method.content_layer_weights),
-        style_layers=layer_weights(method.style_layers, method.style_layer_weights),
-        content_weight=method.content_weight,
-        style_weight=method.style_weight,
-        tv_weight=method.tv_weight,
-    )
 
 
 def initial_image(init: str, content: Tensor, styles: list[Tensor], seed: int) -> Tensor:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from nst.errors import UserError
 from nst.image import load_image
-from nst.methods.basic import build_loss
+from nst.losses import build_loss
 from nst.methods.common import check_loss_weights, check_style_weights
 from nst.networks import TransformNet
 from nst.stability import add_stability_term, check_stability_settings
