@@ -382,3 +382,14 @@ def test_init_from_a_fast_checkpoint_starts_an_arbitrary_run(tmp_path):
     wider = build_module("method.network.channels=8", "method.network.residual_blocks=1")
     with pytest.raises(UserError, match="same channels and residual_blocks"):
         warm_start(wider, fast_path)
+
+
+def test_the_predictor_can_learn_at_its_own_rate_under_the_schedule():
+    module = build_module(
+        "method.predictor_lr=1e-4", "method.lr_schedule=constant", "method.warmup_steps=4"
+    )
+    settings = module.configure_optimizers()
+    transform, predictor = settings["optimizer"].param_groups
+    assert transform["lr"] == pytest.approx(1e-3 / 4) and predictor["lr"] == pytest.approx(1e-4 / 4)
+    assert len(predictor["params"]) == len(list(module.predictor.parameters()))
+    assert build_module().configure_optimizers()["optimizer"].param_groups[1]["lr"] == 1e-3

@@ -36,3 +36,33 @@ def test_speed_benchmark_prints_its_table(script, extra):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fp32 eager (baseline)" in result.stdout and "× fp32 eager" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_augmentation_experiment_runs_end_to_end_on_a_tiny_subset(tmp_path):
+    """benchmarks/augment_pacs.py on 7 images per split, a tiny arbitrary checkpoint and a
+    fitted distribution: it prints both arms for every test domain and writes the plot."""
+    from conftest import pattern, tiny_arbitrary_checkpoint
+
+    from nst.image import save_image
+
+    checkpoint = tiny_arbitrary_checkpoint(tmp_path / "tiny.ckpt")
+    paintings = tmp_path / "paintings"
+    paintings.mkdir()
+    for index in range(3):
+        save_image(pattern(32, 32, seed=index), paintings / f"p{index}.png")
+    arguments = ["--model", str(checkpoint), "--paintings", str(paintings), "--limit", "7"]
+    arguments += ["--seeds", "2", "--size", "32", "--plot", str(tmp_path / "plot.png")]
+    result = subprocess.run(
+        [sys.executable, "augment_pacs.py", *arguments],
+        cwd=ROOT / "benchmarks",
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for row in ("(a) usual", "(b) usual + StyleAugment", "(b) − (a), points"):
+        assert row in result.stdout
+    assert all(domain in result.stdout for domain in ("painting", "cartoon", "sketch"))
+    assert (tmp_path / "plot.png").stat().st_size > 1000

@@ -66,6 +66,7 @@ class ArbitraryStyle(pl.LightningModule):
         stability_zoom: float = 0.0,
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
+        predictor_lr: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -148,8 +149,13 @@ class ArbitraryStyle(pl.LightningModule):
 
     def configure_optimizers(self) -> dict:
         max_steps = self._trainer.max_steps if self._trainer is not None else -1
+        predictor_lr = self.hparams.predictor_lr or self.hparams.lr
+        groups = [
+            {"params": list(self.transform.parameters())},
+            {"params": list(self.predictor.parameters()), "lr": predictor_lr},
+        ]
         return adam_with_schedule(
-            [*self.transform.parameters(), *self.predictor.parameters()],
+            groups,
             self.hparams.lr,
             self.hparams.lr_schedule,
             self.hparams.warmup_steps,
