@@ -174,7 +174,7 @@ def test_a_few_steps_lower_the_loss_on_synthetic_pairs():
     data.setup("fit")
     content, style = next(iter(data.train_dataloader()))
     assert content.shape == (4, 3, 32, 32) and style.shape[:2] == (4, 3)
-    optimizer = module.configure_optimizers()
+    optimizer = module.configure_optimizers()["optimizer"]
     losses = []
     for _ in range(8):
         embedding, targets = module.encode_styles(style)

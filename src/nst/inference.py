@@ -121,6 +121,8 @@ class Stylizer(nn.Module):
     def run_network(self, network: nn.Module, images: Tensor, *embedding: Tensor) -> Tensor:
         """`network(images, *embedding)`, tiled with whole-image statistics (`nst.tiling`) when
         its activations would not fit `max_memory`, with a progress bar over the tiles."""
+        if not isinstance(network, TransformNet | ConditionalTransformNet):
+            return network(images, *embedding)  # a stand-in network: nothing to tile
         return tiling.forward_within_memory(
             network,
             images,
