@@ -224,7 +224,7 @@ def warm_start(module: pl.LightningModule, source: str) -> str:
         return arbitrary_from_fast(module, source, checkpoint)
     if hparams.get("name") != method or hparams.get("network") != module.hparams.get("network"):
         raise UserError(
-            f"init_from={source} holds a {hparams.get('name')} network with settings "
+            f"init_from={source} holds a network of method={hparams.get('name')} with settings "
             f"{hparams.get('network')}; this run trains method={method} with "
             f"{module.hparams.get('network')}: start from a model of the same method and layout."
         )
