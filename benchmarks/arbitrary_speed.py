@@ -42,7 +42,7 @@ def training_rate(variant, size: int, batch: int, steps: int, device: torch.devi
     module = instantiate(cfg.method, _convert_="all")
     module.setup("fit")
     module.to(device)
-    optimizer = module.configure_optimizers()
+    optimizer = module.configure_optimizers()["optimizer"]
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     content = torch.rand(batch, 3, size, size, device=device)
     style = torch.rand(batch, 3, size, size, device=device)
