@@ -21,19 +21,24 @@ TINY = [
 ]
 
 
+def run_benchmark(script: str, arguments: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """Run benchmarks/`script` against this checkout, its output captured."""
+    return subprocess.run(
+        [sys.executable, script, *arguments],
+        cwd=ROOT / "benchmarks",
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.mark.parametrize(
     "script, extra",
     [("fast_speed.py", ["--skip-cli"]), ("arbitrary_speed.py", [])],
 )
 def test_speed_benchmark_prints_its_table(script, extra):
-    result = subprocess.run(
-        [sys.executable, script, *TINY, *extra],
-        cwd=ROOT / "benchmarks",
-        env=script_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_benchmark(script, [*TINY, *extra], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fp32 eager (baseline)" in result.stdout and "× fp32 eager" in result.stdout
 
@@ -53,14 +58,7 @@ def test_the_augmentation_experiment_runs_end_to_end_on_a_tiny_subset(tmp_path):
         save_image(pattern(32, 32, seed=index), paintings / f"p{index}.png")
     arguments = ["--model", str(checkpoint), "--paintings", str(paintings), "--limit", "7"]
     arguments += ["--seeds", "2", "--size", "32", "--plot", str(tmp_path / "plot.png")]
-    result = subprocess.run(
-        [sys.executable, "augment_pacs.py", *arguments],
-        cwd=ROOT / "benchmarks",
-        env=script_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_benchmark("augment_pacs.py", arguments, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     for row in ("(a) usual", "(b) usual + StyleAugment", "(b) − (a), points"):
         assert row in result.stdout
