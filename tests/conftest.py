@@ -1,8 +1,7 @@
 """Shared fixtures: tiny images, a random-weight loss network, and paths to ../shared assets."""
 
-import importlib.util
+import importlib
 import os
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,12 +21,8 @@ def script_env() -> dict:
 
 
 def load_script(name: str):
-    """Import a top-level script (stylize.py, train.py) as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The module behind a top-level script (stylize.py, train.py): `nst.commands.<name>`."""
+    return importlib.import_module(f"nst.commands.{name}")
 
 
 def pattern(height: int, width: int, seed: int) -> torch.Tensor:

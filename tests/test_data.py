@@ -78,3 +78,27 @@ def test_bad_data_settings_are_user_errors(tmp_path, options, message):
         options = {**options, "path": paths[options["path"]], "cache_dir": str(tmp_path / "c")}
     with pytest.raises(UserError, match=message):
         ContentDataModule(**{"workers": 0, **options}).setup("fit")
+
+
+def test_an_unreachable_hub_fails_at_once_in_one_sentence(monkeypatch):
+    import datasets
+    from huggingface_hub import constants
+
+    from nst import data
+
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # restored after the test
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    assert not data.hub_reachable()
+    with pytest.raises(UserError, match="hub cannot be reached and it is not in the local cache"):
+        data.load_images("nst-test/no-such-dataset", "train", None, None)
+    assert datasets.config.HF_HUB_OFFLINE  # offline for the rest of the run: no retries
+
+
+def test_a_local_folder_loads_without_download_bars(tmp_path, capfd):
+    from nst.data import load_images
+
+    dataset = load_images(str(photo_folder(tmp_path / "photos", 4)), "train", None, None)
+    assert len(dataset) == 2  # the train_* files: the folder's own split
+    printed = "".join(capfd.readouterr())
+    assert "Downloading" not in printed and "Generating" not in printed

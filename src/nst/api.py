@@ -14,16 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from torch import Tensor
 
+from nst.commands.hydra_cli import config_dir
 from nst.errors import UserError
 from nst.image import from_pil, load_image, to_pil
 
 ImageLike = str | Path | Image.Image | Tensor
-
-
-def config_dir() -> Path:
-    """The `conf/` folder: inside the installed package, or at the repository root."""
-    packaged = Path(__file__).parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "conf"
 
 
 def compose_config(name: str = "stylize", overrides: Sequence[str] = ()) -> DictConfig:

@@ -24,7 +24,7 @@ from nst.inference import (
     check_image_size,
     load_stylizer,
     read_source,
-    style_embedding,
+    same_size_batches,
 )
 from nst.networks import ConditionalTransformNet
 from nst.predictors import resize_for_predictor
@@ -61,7 +61,8 @@ def painting_embeddings(
     predictor: nn.Module, paintings: str | Path | Tensor | Sequence[Tensor], size: int | None = 256
 ) -> Tensor:
     """P's N×E embeddings of a painting folder, an N×3×H×W batch or a list of images in [0, 1],
-    each resized (long side) to `size`, as `style_embedding` does for a style image."""
+    each resized (long side) to `size`, as `style_embedding` does for a style image; neighbours of
+    one size go through P together."""
     if isinstance(paintings, (str, Path)):
         from nst.style_data import folder_images
 
@@ -69,7 +70,10 @@ def painting_embeddings(
         paintings = [from_pil(record["image"]) for record in folder_images([folder])]
     elif isinstance(paintings, Tensor):
         paintings = list(paintings.unsqueeze(0) if paintings.dim() == 3 else paintings.split(1))
-    return torch.cat([style_embedding(predictor, [painting], size=size) for painting in paintings])
+    resized = (
+        (index, resize_for_predictor(painting, size)) for index, painting in enumerate(paintings)
+    )
+    return torch.cat([predictor(batch) for _, batch in same_size_batches(resized, 16)])
 
 
 def training_distribution(

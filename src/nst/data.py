@@ -13,7 +13,11 @@ and the validation batch is (content photos, the grid's styles, how many of them
 
 import io
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 import datasets
 import pytorch_lightning as pl
@@ -27,6 +31,7 @@ from nst.errors import UserError
 from nst.image import to_pil, to_rgb
 
 MAX_AUTO_WORKERS = 8
+HUB_TIMEOUT_S = 3  # offline is known within this, instead of after about a minute of retries
 
 
 def synthetic_images(count: int, size: int, seed: int = 0) -> datasets.Dataset:
@@ -49,20 +54,60 @@ def synthetic_images(count: int, size: int, seed: int = 0) -> datasets.Dataset:
     return datasets.Dataset.from_dict({"image": images}, features=features)
 
 
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face hub's host answers a TCP connection within `timeout` seconds."""
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def go_offline() -> None:
+    """Hugging Face offline mode for the rest of this process: cached datasets only."""
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+
+
+@contextmanager
+def quiet_progress(quiet: bool) -> Iterator[None]:
+    """Hugging Face's progress bars off within the block when `quiet`."""
+    from datasets.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    if quiet:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_enabled:
+            logging.enable_progress_bar()
+
+
 def load_images(path: str, split: str, files: list[str] | None, cache_dir: str | None):
     """The images of a hub dataset id or a local folder; `files` are glob patterns inside it."""
     local = Path(path).expanduser()
     if local.is_file():
         raise UserError(f"data.path {path} is a file; give a folder of images or a hub dataset id.")
+    offline = not local.is_dir() and not hub_reachable()
+    if offline:
+        go_offline()  # the cache or a quick error, not a minute of retries
     try:
-        return datasets.load_dataset(
-            str(local) if local.is_dir() else path,
-            data_files=list(files) if files else None,
-            split=split,
-            cache_dir=cache_dir,
-        )
+        with quiet_progress(local.is_dir()):  # no "Downloading data" bars for a local folder
+            return datasets.load_dataset(
+                str(local) if local.is_dir() else path,
+                data_files=list(files) if files else None,
+                split=split,
+                cache_dir=cache_dir,
+            )
     except Exception as error:
         reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
+        if offline:
+            reason = "the Hugging Face hub cannot be reached and it is not in the local cache"
         raise UserError(
             f"Cannot load training images from data.path={path} ({reason}); give a folder of "
             "images (data=imagefolder data.path=DIR) or a Hugging Face dataset id."

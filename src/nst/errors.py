@@ -1,6 +1,7 @@
 """The one exception type for failures a user causes and can fix."""
 
 import errno
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -38,10 +39,21 @@ def machine_error(error: BaseException) -> str | None:
     return None
 
 
+terminated = False  # set by `on_sigterm`: the interrupt was a SIGTERM, not Ctrl-C
+
+
+def on_sigterm(signum: int, frame) -> None:
+    """A SIGTERM handler that stops like Ctrl-C (the same cleanup), then exits with code 143."""
+    global terminated
+    terminated = True
+    raise KeyboardInterrupt
+
+
 def interrupted() -> None:
-    """Say that Ctrl-C stopped the command before it wrote anything, and exit with code 130."""
+    """Say that Ctrl-C (exit code 130) or SIGTERM (143) stopped the command before it wrote
+    anything."""
     print("interrupted: nothing was written.", file=sys.stderr)
-    sys.exit(130)
+    sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
 
 
 def exit_on_user_error(main: Callable) -> Callable:

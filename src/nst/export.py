@@ -100,7 +100,13 @@ EXPORTERS = {"onnx": (export_onnx, run_onnx), "torchscript": (export_torchscript
 
 
 @torch.no_grad()
-def export(network: nn.Module, kind: str, path: Path, signature: Signature | None = None) -> float:
+def export(
+    network: nn.Module,
+    kind: str,
+    path: Path,
+    signature: Signature | None = None,
+    overwrite: bool = True,
+) -> float:
     """Export `network` as `kind` (onnx | torchscript) to `path`; returns the parity difference.
 
     `signature` names the graph's inputs and output (default: a fast-method network's `image` →
@@ -110,7 +116,7 @@ def export(network: nn.Module, kind: str, path: Path, signature: Signature | Non
     signature = signature or Signature()
     write, run = EXPORTERS[kind]
     network = network.float().eval().cpu()
-    with atomic_file(path) as temporary, warnings.catch_warnings():
+    with atomic_file(path, overwrite) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter notes and TorchScript's deprecation notice
         write(network, temporary, signature)
         inputs = signature.examples(check=True)

@@ -105,11 +105,14 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return check_folder(path)
 
 
-def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
-    """Write an image by extension (PNG/JPEG/WebP) atomically (`nst.outputs.atomic_file`)."""
+def save_image(
+    image: Tensor, path: str | os.PathLike, quality: int = 95, overwrite: bool = True
+) -> Path:
+    """Write an image by extension (PNG/JPEG/WebP) atomically (`nst.outputs.atomic_file`; without
+    `overwrite` an existing file is refused, also one that appeared while this run worked)."""
     path = check_output_path(path)
     pil = to_pil(image)
-    with atomic_file(path) as temporary, open(temporary, "wb") as file:
+    with atomic_file(path, overwrite) as temporary, open(temporary, "wb") as file:
         pil.save(file, format=IMAGE_FORMATS[path.suffix.lower()], quality=quality)
     return path
 

@@ -55,8 +55,13 @@ def check_overwrite(path: str | os.PathLike, overwrite: bool) -> Path:
     """`path` as a Path; it must not exist unless `overwrite`."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise UserError(f"{path} already exists; pass overwrite=true or choose another output.")
+        raise exists_error(path)
     return path
+
+
+def exists_error(path: Path) -> UserError:
+    """The one sentence for an output that exists while `overwrite` is off."""
+    return UserError(f"{path} already exists; pass overwrite=true or choose another output.")
 
 
 def unique_path(path: Path, overwrite: bool = False) -> Path:
@@ -77,10 +82,30 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
+def publish(temporary: Path, path: Path, overwrite: bool) -> None:
+    """Give the finished `temporary` the name `path`: replacing a file there, or without
+    `overwrite` only if none exists at this instant. A hard link is created atomically or not at
+    all, so of two runs racing for one name exactly one writes (no check-then-rename window)."""
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise exists_error(path) from None
+    except OSError:  # a filesystem without hard links: reserve the name, then fill it
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise exists_error(path) from None
+        os.replace(temporary, path)
+
+
 @contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_file(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix) to write to; when the block ends
-    without an error it gets a normal file's mode and replaces `path`, otherwise it is removed."""
+    without an error it gets a normal file's mode and takes the name `path` (`publish`: without
+    `overwrite`, only if that does not exist), otherwise it is removed."""
     path = Path(path)
     handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
@@ -88,21 +113,29 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield temporary
         os.chmod(temporary, file_mode())
-        os.replace(temporary, path)
+        publish(temporary, path, overwrite)
     finally:
         temporary.unlink(missing_ok=True)
 
 
 @contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary folder beside `path` to write files into; when the block ends without
-    an error they are moved into `path` (created if need be), otherwise the folder is removed."""
+    an error they are moved into `path` (created if need be; `publish`), otherwise the folder
+    is removed."""
     path = Path(path)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield temporary
         path.mkdir(exist_ok=True)
-        for item in sorted(temporary.iterdir()):
-            os.replace(item, path / item.name)
+        published = []
+        try:
+            for item in sorted(temporary.iterdir()):
+                publish(item, path / item.name, overwrite)
+                published.append(path / item.name)
+        except UserError:  # a name taken meanwhile: take back this run's files, all or nothing
+            for item in published:
+                item.unlink(missing_ok=True)
+            raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

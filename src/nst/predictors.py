@@ -40,8 +40,42 @@ def channel_statistics(features: Tensor) -> Tensor:
     return torch.cat([mean.clamp_min(0).log1p(), std.log1p()], dim=1)
 
 
+class RunningStandardize(nn.Module):
+    """(x − μ) / σ per feature, μ and σ² the average over every batch seen in training (Chan et
+    al.'s pairwise update), never the batch's own: a style's embedding does not depend on the
+    other images of its batch, and after training the statistics stay fixed (in the state dict).
+
+    The VGG statistics of all paintings share a large common part; unstandardised, every Adam
+    step of P's first linear map moves all embeddings together and the styles never separate.
+    """
+
+    def __init__(self, features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("var", torch.ones(features))
+        self.register_buffer("count", torch.zeros(()))  # a float, as every zoo tensor is
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        """Fold the rows of `x` (N×F) into the running mean and variance."""
+        seen, new = self.count.item(), float(len(x))
+        total = seen + new
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        delta = mean - self.mean
+        self.var.copy_((self.var * seen + var * new + delta.square() * seen * new / total) / total)
+        self.mean.add_(delta * new / total)
+        self.count.add_(new)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            self.update(x)
+        return (x - self.mean) / (self.var + self.eps).sqrt()
+
+
 class VGGPredictor(nn.Module):
-    """P on the frozen VGG: channel statistics of `layers` → MLP (`hidden` units) → S.
+    """P on the frozen VGG: channel statistics of `layers` → (standardised, `standardize`) → MLP
+    (`hidden` units) → S.
 
     `hidden=0` gives the paper's single linear map from pooled features to the bottleneck.
     """
@@ -52,11 +86,13 @@ class VGGPredictor(nn.Module):
         layers: Sequence[str],
         embedding_size: int = 100,
         hidden: int = 512,
+        standardize: bool = False,
     ):
         super().__init__()
         loss_network.check_layers(layers)
         self.loss_network, self.layers = loss_network, list(layers)
         statistics = 2 * sum(layer_channels(layer) for layer in self.layers)
+        self.standardize = RunningStandardize(statistics) if standardize else nn.Identity()
         self.head = (
             nn.Sequential(
                 nn.Linear(statistics, hidden), nn.ReLU(), nn.Linear(hidden, embedding_size)
@@ -67,9 +103,8 @@ class VGGPredictor(nn.Module):
 
     def from_features(self, features: Mapping[str, Tensor]) -> Tensor:
         """S from VGG activations that include `layers` (so the loss can share one VGG pass)."""
-        return self.head(
-            torch.cat([channel_statistics(features[layer]) for layer in self.layers], 1)
-        )
+        statistics = [channel_statistics(features[layer]) for layer in self.layers]
+        return self.head(self.standardize(torch.cat(statistics, 1)))
 
     def forward(self, image: Tensor) -> Tensor:
         """S (N×E) of N×3×H×W style images in [0, 1]."""
@@ -129,7 +164,11 @@ def build_predictor(predictor: Mapping, loss_network: LossNetwork, pretrained: b
     backbone = predictor["backbone"]
     if backbone == "vgg":
         return VGGPredictor(
-            loss_network, predictor["layers"], predictor["embedding_size"], predictor["hidden"]
+            loss_network,
+            predictor["layers"],
+            predictor["embedding_size"],
+            predictor["hidden"],
+            predictor.get("standardize", False),  # models trained before it existed: off
         )
     if backbone == "inception_v3":
         return InceptionPredictor(

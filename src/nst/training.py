@@ -215,7 +215,7 @@ def warm_start(module: pl.LightningModule, source: str) -> str:
     """Load trained weights into `module`'s networks before training (`init_from=`): a zoo model
     name (`nst.zoo`) or a train.py checkpoint path. Both must come from the same method and
     network layout; returns a line saying what was loaded."""
-    from nst.inference import read_source  # a zoo name or a checkpoint, read safely
+    from nst.inference import module_state, read_source  # a zoo name or a checkpoint, read safely
 
     checkpoint, _ = read_source(source)
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
@@ -228,13 +228,18 @@ def warm_start(module: pl.LightningModule, source: str) -> str:
             f"{hparams.get('network')}; this run trains method={method} with "
             f"{module.hparams.get('network')}: start from a model of the same method and layout."
         )
+    style = (hparams.get("style") or {}).get("name")  # arbitrary models have no one style
+    if "predictor" in hparams and hparams["predictor"] != module.hparams.get("predictor"):
+        module.transform.load_state_dict(module_state(checkpoint, "transform"))
+        return f"Starting the transfer network from {source}; the style predictor starts afresh"
     module.load_state_dict(checkpoint["state_dict"])
-    return f"Starting from the weights of {source} (trained on {hparams['style']['name']})"
+    return f"Starting from the weights of {source}" + (f" (trained on {style})" if style else "")
 
 
 def arbitrary_from_fast(module: pl.LightningModule, source: str, checkpoint: dict) -> str:
     """`warm_start` of an arbitrary-method transfer network from a fast model of the same width
     and depth (`nst.networks.conditional_from_transform_net`); the predictor starts afresh."""
+    from nst.inference import module_state
     from nst.networks import conditional_from_transform_net
 
     fast, arbitrary = checkpoint["hyper_parameters"]["network"], module.hparams["network"]
@@ -245,11 +250,6 @@ def arbitrary_from_fast(module: pl.LightningModule, source: str, checkpoint: dic
             f"with {arbitrary} can start only from one of the same channels and residual_blocks, "
             "with nearest upsampling."
         )
-    state = {
-        key.removeprefix("transform."): value
-        for key, value in checkpoint["state_dict"].items()
-        if key.startswith("transform.")
-    }
-    conditional_from_transform_net(module.transform, state)
+    conditional_from_transform_net(module.transform, module_state(checkpoint, "transform"))
     style = checkpoint["hyper_parameters"]["style"]["name"]
     return f"Starting the transfer network from the fast model {source} (trained on {style})"

@@ -337,6 +337,7 @@ def stylize_video(
     crf: int = 18,
     preset: str = "veryfast",
     progress: bool = True,
+    overwrite: bool = True,
 ) -> VideoReport:
     """Stylise every frame of a video with `stylize` and write an H.264 video with its audio.
 
@@ -361,7 +362,7 @@ def stylize_video(
                 "yuv420p needs even sides)"
             )
         start, frames, finished = time.perf_counter(), 0, False
-        with atomic_file(output) as temporary:
+        with atomic_file(output, overwrite) as temporary:
             writer = VideoWriter(temporary, video, audio, width, height, crf, preset)
             if audio is not None:
                 notes.append(

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
 from torch import Tensor, nn
 
 from nst.errors import UserError
@@ -78,9 +79,14 @@ class StylizeProgressBar(TQDMProgressBar):
         super().__init__()
         self.label = label
 
+    @property
+    def train_description(self) -> str:
+        return self.label
+
     def on_train_epoch_start(self, trainer, *args) -> None:
-        super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.set_description(self.label)
+        """One bar under `label` from the start (Lightning's would show "Training", then
+        "Epoch 0", before any relabelling)."""
+        self.train_progress_bar.reset(total=convert_inf(self.total_train_batches))
 
 
 class SaveEvery(pl.Callback):

@@ -1,0 +1,1 @@
+"""The command-line programs: `stylize.py` / `nst-stylize` and `train.py` / `nst-train`."""
