@@ -36,6 +36,11 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError:
+        raise UserError(
+            f"{path} claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's guard "
+            "against decompression bombs; use a smaller image."
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         reason = "it is empty" if path.stat().st_size == 0 else f"{error}".rstrip(".")
         raise UserError(

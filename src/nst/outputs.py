@@ -16,7 +16,7 @@ from pathlib import Path
 from nst.errors import UserError
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}  # written
-IMAGE_SUFFIXES = {*IMAGE_FORMATS, ".bmp", ".tif", ".tiff"}  # read
+IMAGE_SUFFIXES = {*IMAGE_FORMATS, ".bmp", ".tif", ".tiff", ".gif"}  # read (a GIF: its first frame)
 VIDEO_OUTPUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}  # containers that hold H.264
 
 
