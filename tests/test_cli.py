@@ -211,3 +211,46 @@ def test_a_run_folder_with_its_own_files_is_kept(tmp_path):
         with pytest.raises(UserError), discarded_on_failure(run_dir):
             raise UserError("stopped")
         assert run_dir.exists() == kept
+
+
+@pytest.mark.slow
+def test_sigterm_during_training_keeps_a_checkpoint_that_resumes(tmp_path):
+    from conftest import ASSETS
+
+    run_dir = tmp_path / "run"
+    arguments = [
+        *("method=fast", "style=wave", "data=synthetic", "loss_net.weights=random"),
+        *("data.size=32", "data.crop=32", "logger=none", f"hydra.run.dir={run_dir}"),
+        "checkpoint.every_n_train_steps=2",
+    ]
+    env = {**script_env(), "NST_STYLE_DIR": str(ASSETS / "images" / "style")}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *arguments, "trainer.max_steps=100000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    assert "interrupted" in process.stderr.read()
+    assert [path.name for path in last.parent.iterdir()] == ["last.ckpt"]  # no half file
+    import torch
+
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    resumed = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *arguments, "ckpt_path=last"]
+        + [f"trainer.max_steps={step + 2}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"(step {step})" in resumed.stdout
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step + 2

@@ -67,3 +67,54 @@ def test_write_and_memory_failures_become_one_sentence(error, words, capsys):
 def test_other_errors_still_raise():
     assert machine_error(OSError(errno.ENOENT, "No such file")) is None
     assert machine_error(ValueError("a bug")) is None
+
+
+def test_a_full_disk_while_saving_keeps_the_old_file_and_says_so(tmp_path):
+    """RLIMIT_FSIZE stands in for a full disk: the PNG cannot be written whole."""
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import ROOT, script_env
+
+    output = tmp_path / "out.png"
+    output.write_bytes(b"the previous result")
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "stylize.py"), "model=wave", "input=sample:chelsea"]
+        + ["size=128", f"output={output}", "overwrite=true"],
+        capture_output=True,
+        text=True,
+        env=script_env(),
+        preexec_fn=small_files,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "file too large; nothing was left half-written" in lines[0]
+    assert output.read_bytes() == b"the previous result"
+    assert [path.name for path in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_one(tmp_path, monkeypatch):
+    import torch
+
+    from nst import training
+
+    path = tmp_path / "last.ckpt"
+    training.AtomicCheckpointIO().save_checkpoint({"step": 1}, path)
+
+    def disk_full(checkpoint, file):
+        file.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(training.torch, "save", disk_full)
+    with pytest.raises(OSError) as error:
+        training.AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
+    assert "no space left" in machine_error(error.value)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [item.name for item in tmp_path.iterdir()] == ["last.ckpt"]

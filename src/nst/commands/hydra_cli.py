@@ -3,7 +3,8 @@ catches before nst runs (a mistyped key, an unknown group option, an unreadable 
 
 Hydra itself would print several lines and exit with 1; here the mistake becomes one sentence on
 stderr and exit code 2, with the nearest valid name when there is one ("did you mean size?").
-SIGTERM becomes the same clean stop as Ctrl-C, with exit code 143.
+SIGTERM becomes the same clean stop as Ctrl-C, with exit code 143, and a write past the
+file-size limit (SIGXFSZ) an error to report instead of a kill.
 """
 
 import difflib
@@ -106,6 +107,8 @@ def run_command(main: Callable[[], None], config_name: str) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    if hasattr(signal, "SIGXFSZ"):  # over the file-size limit: EFBIG (one sentence), not a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report
     overrides = [item for item in sys.argv[1:] if not item.startswith("-")]
     try:
