@@ -68,18 +68,34 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
     return tmp_path / "torch_home"
 
 
-def write_video(path, frames=10, width=48, height=32, rate=RATE, audio="aac", pix_fmt="yuv420p"):
-    """A synthetic clip: moving colour gradients, and a 440 Hz tone if `audio` names a codec."""
+def write_video(
+    path,
+    frames=10,
+    width=48,
+    height=32,
+    rate=RATE,
+    audio="aac",
+    pix_fmt="yuv420p",
+    rotation=0,
+    timestamps=None,
+):
+    """A synthetic clip: moving colour gradients, and a 440 Hz tone if `audio` names a codec;
+    `rotation` sets the display matrix (degrees counter-clockwise, as a phone writes it) and
+    `timestamps` the frames' pts (a variable frame rate)."""
     import av
 
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264" if pix_fmt == "yuv420p" else "libx264rgb", rate=rate)
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        if rotation:
+            video.set_display_rotation(rotation)
         sound = container.add_stream(audio, rate=48000, layout="mono") if audio else None
         y, x = np.mgrid[0:height, 0:width]
         for index in range(frames):
             pixels = np.stack([(x * 5 + index * 9) % 256, (y * 7) % 256, (x + y) % 256], axis=-1)
             frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")
+            if timestamps is not None:
+                frame.pts = timestamps[index]
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
         if sound is not None:

@@ -254,3 +254,20 @@ def test_sigterm_during_training_keeps_a_checkpoint_that_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"(step {step})" in resumed.stdout
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step + 2
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_device_auto_picks_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    import torch
+
+    from nst.methods.common import torch_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert torch_device("auto") == torch.device(expected)
+    assert torch_device("cpu") == torch.device("cpu")
+    if not mps:
+        with pytest.raises(UserError, match="device=mps but Apple's MPS is not available"):
+            torch_device("mps")

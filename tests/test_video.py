@@ -249,3 +249,90 @@ def test_fast_training_logs_the_stability_term_only_when_switched_on():
             assert terms["stability"] > 0
     with pytest.raises(UserError, match="stability_noise must be zero or positive"):
         build_module("method.stability_noise=-1")
+
+
+@pytest.mark.parametrize(("rotation", "rising"), [(90, True), (270, False), (180, None)])
+def test_a_phone_video_is_turned_upright_by_its_display_rotation(tmp_path, rotation, rising):
+    """Stored 48×32 with green rising down the rows; shown turned counter-clockwise by the
+    display matrix's angle, so upright the green runs along the columns (or is flipped)."""
+    clip = write_video(tmp_path / "phone.mp4", frames=3, audio=None, rotation=rotation)
+    output = tmp_path / "out.mp4"
+    report = stylize_video(clip, output, lambda images: images, torch.device("cpu"), progress=False)
+    result = probe(output)
+    green = result["pixels"][0, ..., 1].astype(float)  # H×W of the first frame
+    if rising is None:
+        assert result["size"] == (48, 32)
+        assert green[0].mean() > green[-1].mean() + 100  # upside down: rows fall
+    else:
+        assert result["size"] == (32, 48)
+        assert f"({rotation}°)" in " ".join(report.notes)
+        columns = green.mean(axis=0)
+        assert (columns[-1] - columns[0] > 100) == rising
+        assert abs(columns[-1] - columns[0]) > 100 and green.std(axis=0).mean() < 20
+
+
+def video_cases(folder):
+    """(file, expectation): fuzzed videos; "ok" must stylise, "error" one sentence, "either"."""
+    whole = write_video(folder / "whole.mp4", frames=12, audio="aac").read_bytes()
+    cases = []
+    for cut in (16, 100, len(whole) // 3, len(whole) // 2, len(whole) - 200):
+        path = folder / f"truncated{cut}.mp4"
+        path.write_bytes(whole[:cut])
+        cases.append((path, "either" if cut > len(whole) // 2 else "error"))
+    (folder / "zero.mp4").write_bytes(b"")
+    cases.append((folder / "zero.mp4", "error"))
+    with av.open(str(folder / "audio_only.mp4"), "w") as container:
+        sound = container.add_stream("aac", rate=48000, layout="mono")
+        chunk = np.zeros((1, 1024), np.float32)
+        for start in range(0, 48000, 1024):
+            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = 48000, start
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    cases.append((folder / "audio_only.mp4", "error"))
+    cases.append((write_video(folder / "no_frames.mp4", frames=0, audio=None), "error"))
+    variable = [0, 1, 3, 4, 9, 10, 20, 21]  # in the 1/RATE time base: gaps of 1 to 10
+    cases.append((write_video(folder / "vfr.mkv", 8, audio=None, timestamps=variable), "ok"))
+    odd = write_video(folder / "odd.mkv", 4, width=47, height=33, audio=None, pix_fmt="rgb24")
+    cases.append((odd, "ok"))
+    cases.append((write_video(folder / "rotated.mp4", 4, audio=None, rotation=90), "ok"))
+    return cases
+
+
+def test_fuzzed_videos_stylise_or_fail_in_one_sentence(checkpoint, tmp_path, capsys):
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    outputs.mkdir()
+    cases = video_cases(inputs)
+    for path, expected in cases:
+        output = outputs / f"{path.stem}_out.mp4"
+        capsys.readouterr()
+        try:
+            stylize(f"ckpt={checkpoint}", f"input={path}", f"output={output}")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        error = capsys.readouterr().err.strip()
+        if code == 0:
+            assert expected in ("ok", "either"), f"{path.name} stylised but should fail"
+            assert probe(output)["frames"] > 0
+            output.unlink()
+        else:
+            assert expected in ("error", "either"), f"{path.name}: {error}"
+            assert code == 2 and error.count("\n") == 0 and error.startswith("error: "), error
+        assert list(outputs.iterdir()) == [], path.name
+    print(f"video fuzzing: {len(cases)} cases")
+
+
+def test_a_variable_frame_rate_keeps_every_timestamp(tmp_path):
+    variable = [0, 1, 3, 4, 9, 10, 20, 21]
+    clip = write_video(tmp_path / "vfr.mkv", 8, audio=None, timestamps=variable)
+    output = tmp_path / "out.mkv"
+    stylize_video(clip, output, lambda images: images, torch.device("cpu"), progress=False)
+
+    def pts(path):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return [float(frame.pts * stream.time_base) for frame in container.decode(stream)]
+
+    assert pts(output) == pytest.approx(pts(clip), abs=1e-3)

@@ -108,7 +108,9 @@ def output_size(width: int, height: int, size: int | None) -> tuple[int, int]:
     return width - width % 2, height - height % 2
 
 
-def decode(container, video, audio, width: int, height: int, batch_size: int) -> Iterator:
+def decode(
+    container, video, audio, width: int, height: int, batch_size: int, turns: int = 0
+) -> Iterator:
     """Yield `Frames` batches of the video stream at width×height and the audio packets, in order.
 
     Frames of another size (or an odd source size, cropped) are scaled by FFmpeg's swscale in
@@ -127,7 +129,7 @@ def decode(container, video, audio, width: int, height: int, batch_size: int) ->
                 timestamp = frame.pts if frame.pts is not None else (last or 0) + step
                 timestamp = timestamp if last is None or timestamp > last else last + 1
                 last = timestamp
-                pixels.append(rgb(frame, width, height))
+                pixels.append(rgb(frame, width, height, turns))
                 timestamps.append(timestamp)
                 if len(pixels) == batch_size:
                     yield Frames(np.stack(pixels), timestamps)
@@ -141,11 +143,31 @@ def decode(container, video, audio, width: int, height: int, batch_size: int) ->
         yield Frames(np.stack(pixels), timestamps)
 
 
-def rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    """A decoded frame as uint8 H×W×3 RGB at width×height (cropped by a pixel if odd)."""
-    if (frame.width - frame.width % 2, frame.height - frame.height % 2) == (width, height):
-        return frame.to_ndarray(format="rgb24")[:height, :width]
-    return frame.reformat(width, height, "rgb24", interpolation="AREA").to_ndarray()
+def rgb(frame: av.VideoFrame, width: int, height: int, turns: int = 0) -> np.ndarray:
+    """A decoded frame as uint8 H×W×3 RGB at width×height (cropped by a pixel if odd), upright:
+    turned `turns` quarter turns counter-clockwise (`quarter_turns`), then width×height."""
+    stored_width, stored_height = (height, width) if turns % 2 else (width, height)
+    if (frame.width - frame.width % 2, frame.height - frame.height % 2) == (
+        stored_width,
+        stored_height,
+    ):
+        pixels = frame.to_ndarray(format="rgb24")[:stored_height, :stored_width]
+    else:
+        pixels = frame.reformat(stored_width, stored_height, "rgb24", interpolation="AREA")
+        pixels = pixels.to_ndarray()
+    return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
+
+
+def quarter_turns(path: Path) -> int:
+    """Quarter turns counter-clockwise that make the decoded frames upright: the rotation of the
+    first frame's display matrix (a phone's portrait video says 90 or 270), 0 without one."""
+    with open_video(path) as container:
+        try:
+            for frame in container.decode(video=0):
+                return round(frame.rotation / 90) % 4
+        except av.FFmpegError:
+            return 0  # the stylising pass reports the damage in its own sentence
+    return 0
 
 
 def to_images(pixels: np.ndarray, device: torch.device) -> Tensor:
@@ -348,17 +370,19 @@ def stylize_video(
     input_path, output = Path(input_path), Path(output)
     if batch_size < 1:
         raise UserError(f"batch_size must be at least 1, got {batch_size}.")
+    turns = quarter_turns(input_path)
     with open_video(input_path) as container:
         video = container.streams.video[0]
         video.thread_type = "AUTO"
         audio = container.streams.audio[0] if container.streams.audio else None
-        width, height = output_size(video.width, video.height, size)
+        upright = (video.height, video.width) if turns % 2 else (video.width, video.height)
+        width, height = output_size(*upright, size)
         if min(width, height) < 8:
             raise UserError(f"{input_path} is {width}×{height} px; the network needs at least 8.")
-        notes = []
-        if size is None and (width, height) != (video.width, video.height):
+        notes = [f"turned upright by its display rotation ({turns * 90}°)"] if turns else []
+        if size is None and (width, height) != upright:
             notes.append(
-                f"cropped {video.width}×{video.height} to {width}×{height} (H.264 "
+                f"cropped {upright[0]}×{upright[1]} to {width}×{height} (H.264 "
                 "yuv420p needs even sides)"
             )
         start, frames, finished = time.perf_counter(), 0, False
@@ -380,7 +404,7 @@ def stylize_video(
                 dynamic_ncols=True,
             )
             try:
-                items = prefetch(decode(container, video, audio, width, height, batch_size))
+                items = prefetch(decode(container, video, audio, width, height, batch_size, turns))
                 with contextlib.closing(items), bar:
                     for item in items:
                         if isinstance(item, Frames):

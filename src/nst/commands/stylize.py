@@ -1,7 +1,7 @@
 """Stylise an image from the command line.
 
     python stylize.py method=basic input=photo.jpg style=painting.jpg [output=out.png] [size=512]
-        [device=auto|cpu|cuda] [preserve_color=none|luminance|histogram] [method.iterations=N]
+        [device=auto|cpu|cuda|mps] [preserve_color=none|luminance|histogram] [method.iterations=N]
     python stylize.py input=photo.jpg style=[a.jpg,b.jpg] style_weights=[0.3,0.7]
     python stylize.py method=improved input=photo.jpg style=painting.jpg size=1024 method.scales=3
     python stylize.py model=wave input=photo.jpg|FOLDER|clip.mp4   (zoo models: model=list)

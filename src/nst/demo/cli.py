@@ -20,7 +20,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--share", action="store_true", help="also open a public Gradio share link (off by default)"
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
     parser.add_argument(
         "--max-side",
         type=int,

@@ -48,7 +48,7 @@ class DemoSettings:
     """What the server was started with."""
 
     max_side: int = DEFAULT_MAX_SIDE  # px, long side of the largest upload
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | mps
     vgg_weights: str = "auto"  # the loss network's weights for basic/improved (conf/loss_net)
     preview_every: int = 10  # steps between intermediate images of an optimisation
 

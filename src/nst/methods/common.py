@@ -8,23 +8,28 @@ import torch
 
 from nst.errors import UserError
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def accelerator(device: str) -> str:
-    """Lightning accelerator for the `device` setting: auto (GPU when present), cpu or cuda."""
+    """Lightning accelerator for the `device` setting: auto (a CUDA GPU, else Apple's MPS, else
+    the CPU), cpu, cuda or mps."""
     if device not in DEVICES:
-        raise UserError(f"Unknown device '{device}'; use auto, cpu or cuda.")
+        raise UserError(f"Unknown device '{device}'; use auto, cpu, cuda or mps.")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("device=cuda but no CUDA GPU is available; use device=cpu or device=auto.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device=mps but Apple's MPS is not available; use device=cpu or auto.")
     if device == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return "gpu" if device == "cuda" else "cpu"
+        if torch.cuda.is_available():
+            return "gpu"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    return {"cuda": "gpu", "mps": "mps", "cpu": "cpu"}[device]
 
 
 def torch_device(device: str) -> torch.device:
     """torch.device for the `device` setting."""
-    return torch.device("cuda" if accelerator(device) == "gpu" else "cpu")
+    return torch.device({"gpu": "cuda", "mps": "mps", "cpu": "cpu"}[accelerator(device)])
 
 
 def check_loss_weights(settings: Mapping) -> None:
