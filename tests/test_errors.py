@@ -118,3 +118,22 @@ def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_one(tmp_path, m
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [item.name for item in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_an_optimisation_too_big_for_memory_is_refused_with_the_size_that_fits(monkeypatch):
+    import torch
+
+    from nst.methods import basic
+
+    config = compose_config("stylize", ["input=x"])
+    config.method.size = 20000
+    photo, style = torch.zeros(1, 3, 300, 400), torch.zeros(1, 3, 256, 256)
+    monkeypatch.setattr(basic, "available_memory", lambda device: 8 * 2**30)
+    with pytest.raises(basic.UserError, match="the largest size that fits is about size=") as error:
+        basic.check_fits_in_memory(photo.shape, [style], config.method, torch.device("cpu"))
+    largest = int(str(error.value).rsplit("size=", 1)[1].rstrip("."))
+    config.method.size = largest
+    basic.check_fits_in_memory(photo.shape, [style], config.method, torch.device("cpu"))
+    config.method.size = int(largest * 1.2)
+    with pytest.raises(basic.UserError):
+        basic.check_fits_in_memory(photo.shape, [style], config.method, torch.device("cpu"))

@@ -1,6 +1,7 @@
 """Small pieces every method shares: device choice, weight checks and a quiet Lightning."""
 
 import logging
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -66,3 +67,18 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")  # run dir has .hydra
     # A resume mid-epoch reshuffles the photos: harmless for training on random crops.
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for a new computation: the GPU's free memory, else the machine's available
+    RAM (Linux's MemAvailable; elsewhere all physical memory)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
