@@ -2,6 +2,8 @@
 
 import importlib
 import os
+import struct
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -107,6 +109,35 @@ def write_video(
                 frame.sample_rate, frame.pts = 48000, start
                 container.mux(sound.encode(frame))
             container.mux(sound.encode(None))
+    return path
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width×height pixels, with one tiny compressed row."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = zlib.compress(b"\0" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+
+
+def write_audio_only(path: Path) -> Path:
+    """An MP4 holding one second of silence and no video stream."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        sound = container.add_stream("aac", rate=48000, layout="mono")
+        chunk = np.zeros((1, 1024), np.float32)
+        for start in range(0, 48000, 1024):
+            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = 48000, start
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
     return path
 
 

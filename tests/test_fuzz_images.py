@@ -9,15 +9,13 @@ untouched. The count of cases is printed (pytest -s) and asserted.
 import io
 import os
 import random
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, load_script, script_env
+from conftest import ROOT, load_script, png_claiming, script_env
 from PIL import Image
 
 from nst.api import compose_config
@@ -40,20 +38,6 @@ def encoded(image: Image.Image, kind: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=kind, **options)
     return buffer.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims width×height pixels, with one tiny compressed row."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    data = zlib.compress(b"\0" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
-    )
 
 
 def exif_rotated(orientation: int) -> bytes:

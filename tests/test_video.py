@@ -17,6 +17,7 @@ from conftest import (
     script_env,
     tiny_arbitrary_checkpoint,
     tiny_fast_checkpoint,
+    write_audio_only,
     write_video,
 )
 
@@ -281,15 +282,7 @@ def video_cases(folder):
         cases.append((path, "either" if cut > len(whole) // 2 else "error"))
     (folder / "zero.mp4").write_bytes(b"")
     cases.append((folder / "zero.mp4", "error"))
-    with av.open(str(folder / "audio_only.mp4"), "w") as container:
-        sound = container.add_stream("aac", rate=48000, layout="mono")
-        chunk = np.zeros((1, 1024), np.float32)
-        for start in range(0, 48000, 1024):
-            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-            frame.sample_rate, frame.pts = 48000, start
-            container.mux(sound.encode(frame))
-        container.mux(sound.encode(None))
-    cases.append((folder / "audio_only.mp4", "error"))
+    cases.append((write_audio_only(folder / "audio_only.mp4"), "error"))
     cases.append((write_video(folder / "no_frames.mp4", frames=0, audio=None), "error"))
     variable = [0, 1, 3, 4, 9, 10, 20, 21]  # in the 1/RATE time base: gaps of 1 to 10
     cases.append((write_video(folder / "vfr.mkv", 8, audio=None, timestamps=variable), "ok"))

@@ -30,6 +30,8 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     Grayscale, 16-bit, palette and transparent images become RGB (transparency over white).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an image; give an image file.")
     if not path.is_file():
         raise UserError(f"Image not found: {path}; check the path.")
     try:
