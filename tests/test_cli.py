@@ -271,3 +271,54 @@ def test_device_auto_picks_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expect
     if not mps:
         with pytest.raises(UserError, match="device=mps but Apple's MPS is not available"):
             torch_device("mps")
+
+
+@pytest.mark.parametrize("kind", ["folder", "video"])
+@pytest.mark.parametrize(("stop", "code"), [("ctrl-c", 130), ("sigterm", 143)])
+def test_an_interrupted_folder_or_video_exits_130_or_143_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, kind, stop, code
+):
+    from conftest import load_script, tiny_fast_checkpoint, write_video
+
+    from nst import errors, inference
+    from nst.api import compose_config
+
+    checkpoint = tiny_fast_checkpoint(tmp_path / "tiny.ckpt")
+    if kind == "folder":
+        source = tmp_path / "photos"
+        source.mkdir()
+        for index in range(3):
+            save_image(torch_pattern(index), source / f"photo{index}.png")
+    else:
+        source = write_video(tmp_path / "clip.mp4", frames=8, audio="aac")
+    before = sorted(path.name for path in tmp_path.rglob("*"))
+    real = inference.batch_stylizer
+
+    def interrupted_on_the_second_batch(*args, **kwargs):
+        stylize, calls = real(*args, **kwargs), []
+
+        def run(images):
+            calls.append(len(images))
+            if len(calls) == 2:
+                if stop == "sigterm":
+                    errors.on_sigterm(signal.SIGTERM, None)  # what the signal would run
+                raise KeyboardInterrupt
+            return stylize(images)
+
+        return run
+
+    monkeypatch.setattr(inference, "batch_stylizer", interrupted_on_the_second_batch)
+    monkeypatch.setattr(errors, "terminated", False)
+    config = compose_config("stylize", [f"ckpt={checkpoint}", f"input={source}", "batch_size=1"])
+    with pytest.raises(SystemExit) as exit_:
+        load_script("stylize").main(config)
+    assert exit_.value.code == code
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the video's progress bar
+    assert last == "interrupted: nothing was written."
+    assert sorted(path.name for path in tmp_path.rglob("*")) == before
+
+
+def torch_pattern(seed: int):
+    from conftest import pattern
+
+    return pattern(24, 32, seed)
