@@ -9,7 +9,7 @@ Every photo of the first `--photo-count` (name order) with every style of each g
 limits the pairs per group) is stylised by the checkpoint (style embedding and one forward pass,
 timed together) and scored by the fixed `StyleEvaluator` (the same score as `zoo_quality.py`);
 the first `--basic-pairs` of each group also run through the basic method for `--iterations`
-L-BFGS iterations. Prints the mean content and style distances per group, the reference (Magenta's
+L-BFGS iterations. Prints the mean content and style distances and luminance SSIM per group, the reference (Magenta's
 released arbitrary model on the unseen bar: style 0.261, content 1.565), and the unseen / seen
 style ratio (how well the predictor generalises to styles it never trained on; the bar: ≤ 1.25).
 The default unseen styles are the bar's 10 paintings from `../shared/assets/images/style`; the
@@ -116,14 +116,16 @@ def main() -> None:
             print(f"{group} {index + 1}/{len(pairs)} {photo_path} × {style_path}", flush=True)
 
     print(f"\n{len(pairs)} pairs per group at {args.size} px")
-    print(f"{'method':34} {'content':>9} {'style':>9} {'s/image':>9}")
+    print(f"{'method':34} {'content':>9} {'style':>9} {'SSIM':>9} {'s/image':>9}")
     means = {}
     for name, rows in scores.items():
-        content = sum(row["content"] for row in rows) / len(rows)
-        style_distance = sum(row["style"] for row in rows) / len(rows)
+        content, style_distance, ssim = (
+            sum(row[key] for row in rows) / len(rows) for key in ("content", "style", "ssim")
+        )
         means[name] = (content, style_distance)
         print(
-            f"{name:34} {content:9.4f} {style_distance:9.4f} {sum(seconds[name]) / len(rows):9.2f}"
+            f"{name:34} {content:9.4f} {style_distance:9.4f} {ssim:9.3f} "
+            f"{sum(seconds[name]) / len(rows):9.2f}"
         )
     seen, unseen = means["arbitrary, seen styles"], means["arbitrary, unseen styles"]
     print(f"{'reference (Magenta), unseen':34} {REFERENCE[1]:9.4f} {REFERENCE[0]:9.4f}")
