@@ -9,8 +9,9 @@ Every photo of the first `--photo-count` (name order) with every style of each g
 limits the pairs per group) is stylised by the checkpoint (style embedding and one forward pass,
 timed together) and scored by the fixed `StyleEvaluator` (the same score as `zoo_quality.py`);
 the first `--basic-pairs` of each group also run through the basic method for `--iterations`
-L-BFGS iterations. Prints the mean content and style distances and luminance SSIM per group, the reference (Magenta's
-released arbitrary model on the unseen bar: style 0.261, content 1.565), and the unseen / seen
+L-BFGS iterations. Prints the mean content and style distances and luminance SSIM per group,
+the reference (Magenta's released arbitrary model on the unseen bar: style 0.261, content
+1.565), and the unseen / seen
 style ratio (how well the predictor generalises to styles it never trained on; the bar: ≤ 1.25).
 The default unseen styles are the bar's 10 paintings from `../shared/assets/images/style`; the
 default seen ones are 10 training paintings of the zoo model (the PACS paintings at odd positions).
