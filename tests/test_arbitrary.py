@@ -393,3 +393,38 @@ def test_the_predictor_can_learn_at_its_own_rate_under_the_schedule():
     assert transform["lr"] == pytest.approx(1e-3 / 4) and predictor["lr"] == pytest.approx(1e-4 / 4)
     assert len(predictor["params"]) == len(list(module.predictor.parameters()))
     assert build_module().configure_optimizers()["optimizer"].param_groups[1]["lr"] == 1e-3
+
+
+def test_running_standardize_learns_the_statistics_and_ignores_batch_partners():
+    from nst.predictors import RunningStandardize
+
+    torch.manual_seed(0)
+    data = torch.randn(40, 6) * torch.tensor([1.0, 2, 3, 4, 5, 6]) + 10
+    standardize = RunningStandardize(6)
+    for batch in data.split(4):
+        standardize(batch)
+    assert torch.allclose(standardize.mean, data.mean(0), atol=1e-4)
+    assert torch.allclose(standardize.var, data.var(0, unbiased=False), rtol=1e-4)
+    standardize.eval()
+    alone = standardize(data[:1])
+    assert torch.equal(alone, standardize(data[:3])[:1])  # the same row, whatever its batch
+    assert standardize.count.item() == 40  # evaluation does not update
+
+
+def test_the_predictor_keeps_styles_apart_from_the_first_step():
+    """Standardised statistics: two different styles get clearly different embeddings even
+    before training, where raw statistics (all positive, a large common part) barely differ."""
+    from nst.predictors import VGGPredictor
+
+    vgg = LossNetwork("vgg16", "random")
+    styles = torch.stack([pattern(32, 32, seed) for seed in range(8)]).squeeze(1)
+    spreads = {}
+    for standardize in (False, True):
+        torch.manual_seed(0)
+        predictor = VGGPredictor(vgg, ["relu1_2", "relu2_2"], 16, 0, standardize=standardize)
+        predictor.train()
+        predictor(styles)  # one training batch: the running statistics
+        predictor.eval()
+        embeddings = predictor(styles)
+        spreads[standardize] = (embeddings.std(0) / embeddings.abs().mean(0)).mean().item()
+    assert spreads[True] > 1.5 * spreads[False]
