@@ -153,17 +153,20 @@ def check_named_style(cfg: DictConfig) -> None:
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    with discarded_on_failure(Path(cfg.run_dir)):
+    run_dir = OmegaConf.select(cfg, "run_dir", throw_on_resolution_failure=False)
+    with discarded_on_failure(Path(run_dir) if run_dir else None):  # None: outside Hydra
         train(cfg)
 
 
 @contextmanager
-def discarded_on_failure(run_dir: Path) -> Iterator[None]:
+def discarded_on_failure(run_dir: Path | None) -> Iterator[None]:
     """A run that fails before writing anything of its own (only Hydra's `.hydra/` and
     `train.log` are there) leaves no run folder behind."""
     try:
         yield
     except BaseException:
+        if run_dir is None:
+            raise
         files = [path for path in run_dir.rglob("*") if path.is_file()]
         if all(path.name == "train.log" or ".hydra" in path.parts for path in files):
             shutil.rmtree(run_dir, ignore_errors=True)
