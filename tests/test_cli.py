@@ -278,7 +278,7 @@ def test_device_auto_picks_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expect
 def test_an_interrupted_folder_or_video_exits_130_or_143_and_writes_nothing(
     tmp_path, monkeypatch, capsys, kind, stop, code
 ):
-    from conftest import load_script, tiny_fast_checkpoint, write_video
+    from conftest import load_script, pattern, tiny_fast_checkpoint, write_video
 
     from nst import errors, inference
     from nst.api import compose_config
@@ -288,7 +288,7 @@ def test_an_interrupted_folder_or_video_exits_130_or_143_and_writes_nothing(
         source = tmp_path / "photos"
         source.mkdir()
         for index in range(3):
-            save_image(torch_pattern(index), source / f"photo{index}.png")
+            save_image(pattern(24, 32, index), source / f"photo{index}.png")
     else:
         source = write_video(tmp_path / "clip.mp4", frames=8, audio="aac")
     before = sorted(path.name for path in tmp_path.rglob("*"))
@@ -316,9 +316,3 @@ def test_an_interrupted_folder_or_video_exits_130_or_143_and_writes_nothing(
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the video's progress bar
     assert last == "interrupted: nothing was written."
     assert sorted(path.name for path in tmp_path.rglob("*")) == before
-
-
-def torch_pattern(seed: int):
-    from conftest import pattern
-
-    return pattern(24, 32, seed)

@@ -57,6 +57,22 @@ def warn_about_precision(cfg: DictConfig) -> None:
         )
 
 
+def configured_stylizer(cfg: DictConfig, source: str | Path, styles: list[Tensor] | None):
+    """The trained network `source` with the command line's style, strength, colour and memory
+    settings (`nst.inference.load_stylizer`)."""
+    from nst.inference import load_stylizer
+
+    return load_stylizer(
+        source,
+        styles,
+        cfg.style_weights,
+        cfg.strength,
+        preserve_color=cfg.preserve_color,
+        style_size=cfg.style_size,
+        max_memory=cfg.max_memory,
+    )
+
+
 def stylizer_source(cfg: DictConfig) -> str | Path | None:
     """The trained network `ckpt=PATH` or `model=NAME` names, or None when neither is given."""
     if cfg.ckpt is not None and cfg.model is not None:
@@ -74,17 +90,9 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
 
     source = stylizer_source(cfg)
     if source is not None:
-        from nst.inference import load_stylizer, stylize_image
+        from nst.inference import stylize_image
 
-        stylizer = load_stylizer(
-            source,
-            styles,
-            cfg.style_weights,
-            cfg.strength,
-            preserve_color=cfg.preserve_color,
-            style_size=cfg.style_size,
-            max_memory=cfg.max_memory,
-        )
+        stylizer = configured_stylizer(cfg, source, styles)
         return stylize_image(stylizer, content, cfg.size, cfg.device, cfg.precision)
     if cfg.method.name in ("basic", "improved"):
         if not styles:

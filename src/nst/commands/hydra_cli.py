@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from nst.errors import UserError, on_sigterm
+from nst.errors import on_sigterm
 
 
 def config_dir() -> Path:
@@ -118,7 +118,4 @@ def run_command(main: Callable[[], None], config_name: str) -> None:
         if sentence is None:
             raise
         print(f"error: {sentence}", file=sys.stderr)
-        sys.exit(2)
-    except UserError as error:  # raised before the task function, e.g. by an argument rewrite
-        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -22,7 +22,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from nst.api import as_tensor, run, stylizer_source
+from nst.api import as_tensor, configured_stylizer, run, stylizer_source
 from nst.commands.hydra_cli import config_dir, run_command
 from nst.errors import UserError, exit_on_user_error
 from nst.image import check_output_path, load_image, save_image
@@ -160,7 +160,7 @@ def export_stylizer(cfg: DictConfig, stylizer, source: str | Path) -> None:
 def stylize_with_network(cfg: DictConfig, source: str | Path) -> None:
     """`ckpt=PATH` or `model=NAME`: stylise an image, a folder or a video, or export."""
     from nst.export import FORMATS
-    from nst.inference import load_stylizer, stylize_image
+    from nst.inference import stylize_image
 
     if cfg.export is not None and cfg.export not in FORMATS:
         raise UserError(f"Unknown export '{cfg.export}'; use onnx or torchscript.")
@@ -170,15 +170,7 @@ def stylize_with_network(cfg: DictConfig, source: str | Path) -> None:
     style_images = [as_tensor(style) for style in styles]
     if cfg.export is not None and not style_images:
         style_images = None  # export needs no style, even for a network that takes any
-    stylizer = load_stylizer(
-        source,
-        style_images,
-        cfg.style_weights,
-        cfg.strength,
-        preserve_color=cfg.preserve_color,
-        style_size=cfg.style_size,
-        max_memory=cfg.max_memory,
-    )
+    stylizer = configured_stylizer(cfg, source, style_images)
     if cfg.export is not None:
         return export_stylizer(cfg, stylizer, source)
     name = stylizer.style_name or "+".join(stem(style) for style in styles)
