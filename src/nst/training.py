@@ -7,6 +7,7 @@ The methods stay plain LightningModules; train.py builds these pieces from the H
 import math
 import netrc
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ThroughputMonitor
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
+from nst import errors
 from nst.errors import UserError
 from nst.image import save_image
 from nst.outputs import atomic_file
@@ -105,6 +107,25 @@ class StepCheckpoint(ModelCheckpoint):
         super().on_train_end(trainer, module)
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class StopOnSigterm(pl.Callback):
+    """SIGTERM (a cluster's pre-emption, `kill`) during training ends the current step, writes
+    `last.ckpt` at that step (`StepCheckpoint`) and leaves `fit` normally; `train.py` then exits
+    with code 143. Raising inside a step instead could land anywhere, even in Lightning's own
+    clean-up. All DDP ranks stop at the same step."""
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # Lightning registers its handlers before this hook and restores the previous ones after fit.
+        signal.signal(signal.SIGTERM, self.note_sigterm)
+
+    @staticmethod
+    def note_sigterm(signum: int, frame) -> None:
+        errors.terminated = True
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.strategy.reduce_boolean_decision(errors.terminated, all=False):
+            trainer.should_stop = True
 
 
 def last_checkpoint(trainer: pl.Trainer) -> str:

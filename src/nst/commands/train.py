@@ -17,6 +17,7 @@ stylize.py.
 """
 
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
 from nst.commands.hydra_cli import config_dir, run_command
+from nst import errors
 from nst.errors import UserError, exit_on_user_error
 from nst.methods.common import quiet_lightning
 from nst.training import checkpoint_step, resolve_checkpoint, run_name, warm_start
@@ -205,8 +207,15 @@ def train(cfg: DictConfig) -> None:
             f"rank {trainer.global_rank} of {trainer.world_size} stopped at step "
             f"{trainer.global_step}"
         )
+    last = Path(cfg.checkpoint.dirpath) / "last.ckpt"
+    if errors.terminated:
+        print(
+            f"stopped by SIGTERM at step {trainer.global_step}; {last} holds it: resume with "
+            "ckpt_path=last.",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signal.SIGTERM)
     if trainer.is_global_zero:
-        last = Path(cfg.checkpoint.dirpath) / "last.ckpt"
         style = " style=PAINTING" if cfg.method.get("trains_on_styles") else ""
         print(f"Wrote {last}\nStylise with: python stylize.py ckpt={last} input=PHOTO{style}")
 
