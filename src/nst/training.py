@@ -116,7 +116,7 @@ class StopOnSigterm(pl.Callback):
     clean-up. All DDP ranks stop at the same step."""
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        # Lightning registers its handlers before this hook and restores the previous ones after fit.
+        # Lightning registers its handlers before this hook and restores the old ones after fit.
         signal.signal(signal.SIGTERM, self.note_sigterm)
 
     @staticmethod

@@ -31,8 +31,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
-from nst.commands.hydra_cli import config_dir, run_command
 from nst import errors
+from nst.commands.hydra_cli import config_dir, run_command
 from nst.errors import UserError, exit_on_user_error
 from nst.methods.common import quiet_lightning
 from nst.training import checkpoint_step, resolve_checkpoint, run_name, warm_start
