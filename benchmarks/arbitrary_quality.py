@@ -85,7 +85,10 @@ def main() -> None:
     photos = paths(args.photos)[: args.photo_count]
     network = load_stylizer(args.checkpoint)
     evaluator = StyleEvaluator(device=torch_device(args.device))
-    cfg = compose_config("stylize", [f"size={args.size}", f"method.iterations={args.iterations}"])
+    cfg = compose_config(
+        "stylize",
+        [f"size={args.size}", f"method.iterations={args.iterations}", "method.tolerance=0"],
+    )
     scores, seconds = {}, {}
 
     def record(name: str, output, photo, style, elapsed: float) -> None:

@@ -39,7 +39,9 @@ class StepClock(Callback):
 
 
 def nst_iterations_per_second(size: int, iterations: int, device: str) -> float:
-    cfg = compose_config("stylize", [f"size={size}", f"method.iterations={iterations}"])
+    cfg = compose_config(
+        "stylize", [f"size={size}", f"method.iterations={iterations}", "method.tolerance=0"]
+    )
     clock = StepClock()
     optimize_image(
         load_sample("sample:chelsea"),

@@ -52,7 +52,10 @@ def main() -> None:
     style = load_image(hparams["style"]["image"])
     photos = sorted(glob.glob(args.photos))[: args.count]
     evaluator = StyleEvaluator(device=torch_device(args.device))
-    cfg = compose_config("stylize", [f"size={args.size}", f"method.iterations={args.iterations}"])
+    cfg = compose_config(
+        "stylize",
+        [f"size={args.size}", f"method.iterations={args.iterations}", "method.tolerance=0"],
+    )
     steps = [step for step in args.snapshots if step < args.iterations]
     scores, seconds = {}, {}
 

@@ -106,6 +106,7 @@ def main() -> None:
     pairs = [pair_paths(pair) for pair in args.pairs]
     images = [(load_image(content), load_image(style)) for content, style in pairs]
     common = [f"size={args.size}", f"method.iterations={args.iterations}", f"device={args.device}"]
+    common.append("method.tolerance=0")  # exactly --iterations, for a fair comparison
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     evaluator = StyleEvaluator(device=device)
     grid = [[content for content, _ in images], [style for _, style in images]]

@@ -1,4 +1,7 @@
+from types import SimpleNamespace
+
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import pattern
 from omegaconf import OmegaConf
@@ -7,7 +10,7 @@ from nst.api import compose_config, method_config
 from nst.errors import UserError
 from nst.image import luminance, rgb_to_yiq
 from nst.losses import build_loss
-from nst.methods.basic import BasicStyle, initial_image, optimize_image
+from nst.methods.basic import BasicStyle, StopWhenConverged, initial_image, optimize_image
 from nst.vgg import LossNetwork
 
 
@@ -128,6 +131,7 @@ def test_init_from_file(tmp_path, content_image, style_image):
         ("method.optimizer=sgd", "optimizer"),
         ("method.style_layers=[relu9_9]", "relu9_9"),
         ("device=tpu", "device"),
+        ("method.tolerance=1.5", "tolerance must be a number in"),
     ],
 )
 def test_bad_settings_are_user_errors(override, message, content_image, style_image):
@@ -160,3 +164,33 @@ def test_ctrl_c_stays_an_interrupt_and_the_command_writes_nothing(content_image,
     with pytest.raises(SystemExit) as exit_info:
         command()  # Lightning exits 1 on Ctrl-C inside fit; the CLI wrapper makes that 130
     assert exit_info.value.code == 130
+
+
+class StepCounter(pl.Callback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_train_batch_end(self, *args) -> None:
+        self.steps += 1
+
+
+def test_the_stopping_rule_ends_a_converged_run_and_not_a_falling_one(capsys):
+    method, loss_net = basic_config("size=48", "method.iterations=80", "method.init=noise")
+    content, style = pattern(36, 48, seed=1), pattern(48, 48, seed=2)
+    runs = {}
+    for tolerance in (1e-2, 0):
+        method.tolerance = tolerance
+        counter = StepCounter()
+        optimize_image(content, [style], method, loss_net, progress=False, callbacks=[counter])
+        runs[tolerance] = counter.steps
+    assert runs[0] == 80  # tolerance 0: every iteration
+    assert 10 < runs[1e-2] < 80  # stopped early, but only once the window is full
+    # The rule itself: a loss still falling 5% per step goes on; a flat one stops, and says so.
+    trainer = SimpleNamespace(should_stop=False, global_step=0, max_steps=100)
+    rule = StopWhenConverged(tolerance=1e-3, window=5)
+    for step, loss in enumerate([0.95**n for n in range(20)] + [0.358] * 6, start=1):
+        trainer.global_step = step
+        rule.on_train_batch_end(trainer, None, {"loss": torch.tensor(loss)})
+        assert trainer.should_stop == (step == 26), step  # the window: 5 flat steps
+    rule.on_train_end(trainer, None)
+    assert "converged at iteration 26 of 100" in capsys.readouterr().err

@@ -4,6 +4,7 @@ The LightningModule's only parameter is the image; a Lightning `Trainer` runs th
 `max_steps = iterations` steps, one L-BFGS (or Adam) iteration each.
 """
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,6 +46,7 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 # Peak memory per pixel of an optimisation, measured on this CPU with VGG19 and L-BFGS (peak RSS
 # at 768×512 less 256×170: 2.4 KB/px), with a margin; fp32 activations of every layer kept.
 BYTES_PER_PIXEL = 2600
+CONVERGENCE_WINDOW = 10  # iterations the stopping rule averages the loss's fall over
 
 
 class BasicStyle(pl.LightningModule):
@@ -118,6 +120,36 @@ class SaveEvery(pl.Callback):
             save_image(self.finish(module.image.detach()), self.path_for(step))
 
 
+class StopWhenConverged(pl.Callback):
+    """Stop an optimisation whose loss has stopped falling: when the total loss fell by less
+    than `tolerance` (relative) per iteration, averaged over the last `window` iterations. Off
+    at `tolerance` 0. `stopped_at` is the iteration it stopped at, else None."""
+
+    def __init__(self, tolerance: float, window: int = CONVERGENCE_WINDOW, say: bool = True):
+        self.tolerance, self.window, self.say = tolerance, window, say
+        self.losses: list[float] = []
+        self.stopped_at: int | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, *args) -> None:
+        self.losses.append(float(outputs["loss"]))
+        if self.tolerance <= 0 or len(self.losses) <= self.window:
+            return
+        before, now = self.losses[-1 - self.window], self.losses[-1]
+        if before - now <= self.tolerance * self.window * abs(before):
+            trainer.should_stop = True
+            self.stopped_at = trainer.global_step
+
+    def on_train_end(self, trainer: pl.Trainer, module) -> None:
+        """Say so after the progress bar has closed (this callback comes after it)."""
+        if self.say and self.stopped_at is not None and self.stopped_at < trainer.max_steps:
+            print(
+                f"converged at iteration {self.stopped_at} of {trainer.max_steps}: the loss fell "
+                f"less than {self.tolerance:g} per iteration over the last {self.window} "
+                "(method.tolerance=0 runs them all).",
+                file=sys.stderr,
+            )
+
+
 def check_config(method: DictConfig) -> None:
     """Raise a `UserError` for values the basic/improved methods cannot run with."""
     if not isinstance(method.iterations, int) or method.iterations <= 0:
@@ -131,6 +163,9 @@ def check_config(method: DictConfig) -> None:
         raise UserError(f"Unknown method.optimizer '{method.optimizer}'; use lbfgs or adam.")
     if method.save_every < 0:
         raise UserError(f"method.save_every must be 0 (off) or positive, got {method.save_every}.")
+    tolerance = method.get("tolerance", 0)
+    if not isinstance(tolerance, int | float) or not 0 <= tolerance < 1:
+        raise UserError(f"method.tolerance must be a number in [0, 1) (0: off), got {tolerance}.")
 
 
 def initial_image(init: str, content: Tensor, styles: list[Tensor], seed: int) -> Tensor:
@@ -221,6 +256,7 @@ def optimize_image(
             return finish_color_preservation(image.clamp(0, 1).cpu(), scale_content, mode)
 
         scale_callbacks = [*callbacks, *progress_callbacks(progress, index, sizes, target_device)]
+        scale_callbacks.append(StopWhenConverged(method.get("tolerance", 0), say=progress))
         if method.save_every and snapshot_path is not None:
             first, last = index * method.iterations, len(sizes) * method.iterations
             scale_callbacks.append(SaveEvery(method.save_every, snapshot_path, finish, first, last))
