@@ -66,12 +66,19 @@ def main() -> None:
     photos = photos.to(device)
     columns = [photos]
     for strength in args.strengths:  # the same seed: the same random styles at each strength
-        augment_at = StyleAugment(augment.predictor, augment.network, augment.distribution,
-                                  strength=strength, seed=args.seed)  # fmt: skip
+        augment_at = StyleAugment(
+            augment.predictor,
+            augment.network,
+            augment.distribution,
+            strength=strength,
+            seed=args.seed,
+        )
         columns += [augment_at(photos) for _ in range(args.samples)]
     grid = make_grid(torch.stack(columns, dim=1).flatten(0, 1), nrow=len(columns), padding=4)
-    print(f"wrote {save_image(grid[None].cpu(), args.output)}: originals, then "
-          f"{args.samples} per strength {args.strengths}")  # fmt: skip
+    print(
+        f"wrote {save_image(grid[None].cpu(), args.output)}: originals, then "
+        f"{args.samples} per strength {args.strengths}"
+    )
 
 
 if __name__ == "__main__":
