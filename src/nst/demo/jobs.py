@@ -3,19 +3,14 @@ arbitrary-style model), or by optimisation (basic/improved) in a thread that rep
 and stops when cancelled.
 """
 
-import inspect
 import queue
 import sys
-import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -25,11 +20,8 @@ from nst.api import compose_config
 from nst.demo.uploads import DEFAULT_MAX_SIDE, read_source
 from nst.errors import UserError, user_error_cause
 from nst.image import (
-    COLOR_MODES,
-    combine_luminance,
     finish_color_preservation,
     from_pil,
-    match_color_histogram,
     resize_long_side,
     to_pil,
 )
@@ -58,48 +50,12 @@ def zoo_models(method: str) -> list[str]:
     return [name for name, entry in zoo.registry().items() if entry.get("method") == method]
 
 
-_zoo_checkpoints: dict[tuple[str, str], Path] = {}
-_zoo_folder = tempfile.TemporaryDirectory(prefix="nst-demo-zoo-")
-
-
-def zoo_checkpoint(name: str) -> Path:
-    """Zoo model `name` as a checkpoint file that `nst.stylize(ckpt=...)` reads (made once)."""
-    key = (str(zoo.FOLDER), name)
-    if key not in _zoo_checkpoints:
-        path = Path(_zoo_folder.name) / f"{len(_zoo_checkpoints)}-{name}.ckpt"
-        torch.save(zoo.read_model(name), path)
-        _zoo_checkpoints[key] = path
-    return _zoo_checkpoints[key]
-
-
 def stylize_with_model(
     photo: Image.Image, name: str, styles: list[Image.Image] | None = None, **options
 ) -> Image.Image:
-    """`nst.stylize` with zoo model `name` (and `styles` for an arbitrary-style model).
-
-    Uses `nst.stylize(model=NAME)` where the API has it, else the model as a checkpoint file.
-    """
+    """`nst.stylize` with zoo model `name` (and `styles` for an arbitrary-style model)."""
     with HYDRA_LOCK:
-        if "model" in inspect.signature(nst.stylize).parameters:
-            return nst.stylize(photo, styles, model=name, **options)
-        return nst.stylize(photo, styles, ckpt=zoo_checkpoint(name), **options)
-
-
-def preserve_colors(output: Image.Image, photo: Image.Image, mode: str) -> Image.Image:
-    """A trained network's `output` with the photo's colours: `luminance` keeps the output's
-    luminance and the photo's chroma, `histogram` recolours the output to the photo's colour
-    statistics; `none` leaves it."""
-    if mode not in COLOR_MODES:
-        raise UserError(f"Unknown colour preservation '{mode}'; use {', '.join(COLOR_MODES)}.")
-    if mode == "none":
-        return output
-    stylized = from_pil(output)
-    content = F.interpolate(
-        from_pil(photo), size=stylized.shape[-2:], mode="bicubic", antialias=True
-    ).clamp(0, 1)
-    if mode == "luminance":
-        return to_pil(combine_luminance(stylized, content))
-    return to_pil(match_color_histogram(stylized, content).clamp(0, 1))
+        return nst.stylize(photo, styles, model=name, **options)
 
 
 def stylize_zoo(
@@ -109,8 +65,9 @@ def stylize_zoo(
     if name not in zoo_models("fast"):
         raise UserError(NO_ZOO_MODELS if not zoo_models("fast") else "Pick a style first.")
     image = read_source(photo, settings.max_side)
-    output = stylize_with_model(image, name, size=size, device=settings.device)
-    return preserve_colors(output, image, preserve_color)
+    return stylize_with_model(
+        image, name, size=size, preserve_color=preserve_color, device=settings.device
+    )
 
 
 def stylize_painting(
@@ -132,16 +89,16 @@ def stylize_painting(
     image = read_source(photo, settings.max_side)
     styles = [read_source(painting, settings.max_side) for painting in paintings[:2]]
     weights = [1.0 - blend, blend] if len(styles) == 2 else None
-    output = stylize_with_model(
+    return stylize_with_model(
         image,
         models[0],
         styles,
         strength=strength,
         style_weights=weights,
         size=size,
+        preserve_color=preserve_color,
         device=settings.device,
     )
-    return preserve_colors(output, image, preserve_color)
 
 
 @dataclass
