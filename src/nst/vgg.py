@@ -60,7 +60,6 @@ class LossNetwork(nn.Module):
         arch: str = "vgg19",
         weights: str = "auto",
         pooling: str = "max",
-        normalization: str | None = None,
     ):
         super().__init__()
         if pooling not in ("max", "avg"):
@@ -71,10 +70,6 @@ class LossNetwork(nn.Module):
         self.layers = nn.Sequential(OrderedDict(self._build_layers()))
         self._load(state, convention == "caffe")
         mean, std = CAFFE_NORMALIZATION if convention == "caffe" else IMAGENET_NORMALIZATION
-        if normalization is not None:
-            mean, std = {"caffe": CAFFE_NORMALIZATION, "imagenet": IMAGENET_NORMALIZATION}[
-                normalization
-            ]
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.eval()
@@ -85,7 +80,9 @@ class LossNetwork(nn.Module):
         for name in self.layer_names:
             if name.startswith("conv"):
                 out_channels = BLOCK_CHANNELS[int(name[4]) - 1]
-                layers.append((name, nn.Conv2d(channels, out_channels, 3, padding=1)))
+                # On "meta": no memory and no random init; `_load` puts the real weights in.
+                conv = nn.Conv2d(channels, out_channels, 3, padding=1, device="meta")
+                layers.append((name, conv))
                 channels = out_channels
             elif name.startswith("relu"):
                 layers.append((name, nn.ReLU()))
