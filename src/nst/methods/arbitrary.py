@@ -9,17 +9,15 @@ pass of P and one of T. The default P reads the frozen VGG loss network (`nst.pr
 
 from functools import partial
 
-import pytorch_lightning as pl
 import torch
 import torchvision
 from torch import Tensor
 
-from nst.losses import build_loss
-from nst.methods.common import check_loss_weights
+from nst.methods.feed_forward import FeedForwardStyle
 from nst.networks import ConditionalTransformNet
 from nst.predictors import VGGPredictor, build_predictor
-from nst.stability import add_stability_term, check_stability_settings
-from nst.training import adam_with_schedule, log_image_grid
+from nst.stability import add_stability_term
+from nst.training import log_image_grid
 from nst.vgg import LossNetwork
 
 
@@ -30,7 +28,7 @@ def resolved_loss_net(loss_network: LossNetwork, loss_net: dict) -> dict:
     return {"arch": loss_network.arch, "weights": weights}
 
 
-class ArbitraryStyle(pl.LightningModule):
+class ArbitraryStyle(FeedForwardStyle):
     """Trains a style predictor P and a CIN transfer network T (Ghiasi et al. 2017, §3, eq. 4).
 
     Loss per pair: λ_c·ℓ_content(T(c, P(s)), c) + λ_s·ℓ_style(T(c, P(s)), s) + λ_TV·TV, the
@@ -69,23 +67,13 @@ class ArbitraryStyle(pl.LightningModule):
         predictor_lr: float | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
-        check_loss_weights(self.hparams)
-        check_stability_settings(self.hparams)
-        loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
+        loss_network = self.build_loss()
         self.hparams.loss_net = resolved_loss_net(loss_network, loss_net)
-        self.loss = build_loss(self.hparams, loss_network)
         self.predictor = build_predictor(predictor, loss_network)
         self.transform = ConditionalTransformNet(
             **network, embedding_size=predictor["embedding_size"]
         )
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.to(memory_format=self.memory_format)
-
-    def setup(self, stage: str) -> None:
-        if self.hparams.compile:
-            self.transform.compile()
-            self.loss.compile()
 
     def encode_styles(self, style: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """(S = P(style), the style targets) of a style batch, with one VGG pass for both."""
@@ -148,16 +136,10 @@ class ArbitraryStyle(pl.LightningModule):
         log_image_grid(self.trainer, grid)
 
     def configure_optimizers(self) -> dict:
-        max_steps = self._trainer.max_steps if self._trainer is not None else -1
         predictor_lr = self.hparams.predictor_lr or self.hparams.lr
-        groups = [
-            {"params": list(self.transform.parameters())},
-            {"params": list(self.predictor.parameters()), "lr": predictor_lr},
-        ]
-        return adam_with_schedule(
-            groups,
-            self.hparams.lr,
-            self.hparams.lr_schedule,
-            self.hparams.warmup_steps,
-            max_steps,
+        return self.adam(
+            [
+                {"params": list(self.transform.parameters())},
+                {"params": list(self.predictor.parameters()), "lr": predictor_lr},
+            ]
         )

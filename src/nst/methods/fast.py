@@ -6,19 +6,17 @@ the style image (Gram matrices at relu1_2, relu2_2, relu3_3, relu4_3), plus tota
 Adam trains W on batches of photos. Stylising is then one forward pass (`nst.inference`).
 """
 
-import pytorch_lightning as pl
 import torch
 import torchvision
 from torch import Tensor
 
 from nst.errors import UserError
 from nst.image import load_image
-from nst.losses import build_loss
-from nst.methods.common import check_loss_weights, check_style_weights
+from nst.methods.common import check_style_weights
+from nst.methods.feed_forward import FeedForwardStyle
 from nst.networks import TransformNet
-from nst.stability import add_stability_term, check_stability_settings
-from nst.training import adam_with_schedule, log_image_grid
-from nst.vgg import LossNetwork
+from nst.stability import add_stability_term
+from nst.training import log_image_grid
 
 
 def style_paths(style: dict) -> list[str]:
@@ -27,7 +25,7 @@ def style_paths(style: dict) -> list[str]:
     return [str(images)] if isinstance(images, str) else [str(path) for path in images]
 
 
-class FastStyle(pl.LightningModule):
+class FastStyle(FeedForwardStyle):
     """Trains a `TransformNet` for one style (Johnson et al. 2016, §3, eq. 3 with λ_TV).
 
     Loss: λ_c·ℓ_feat(relu2_2) + λ_s·Σ_j ℓ_style(j) + λ_TV·TV, with the relative losses of
@@ -70,23 +68,15 @@ class FastStyle(pl.LightningModule):
                 "e.g. style=wave) or style=PATH to any image."
             )
         check_style_weights(style_paths(style), style.get("blend"))
-        self.save_hyperparameters()
-        check_loss_weights(self.hparams)
-        check_stability_settings(self.hparams)
-        self.transform = TransformNet(**network)
-        loss_network = LossNetwork(loss_net["arch"], loss_net["weights"], pooling)
-        self.loss = build_loss(self.hparams, loss_network)
+        self.transform = TransformNet(**network).to(memory_format=self.memory_format)
+        self.build_loss()
         # Plain attributes, not buffers: the style images never enter a checkpoint.
         self.style_images = [load_image(path, style["size"]) for path in style_paths(style)]
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.transform.to(memory_format=self.memory_format)
 
     def setup(self, stage: str) -> None:
         """Encode the style's Gram targets once (before Lightning moves the module to a device)."""
         self.loss.set_style(self.style_images, self.hparams.style.get("blend"))
-        if self.hparams.compile:
-            self.transform.compile()
-            self.loss.compile()
+        super().setup(stage)
 
     def forward(self, content: Tensor) -> Tensor:
         return self.transform(content.contiguous(memory_format=self.memory_format))
@@ -117,11 +107,4 @@ class FastStyle(pl.LightningModule):
         log_image_grid(self.trainer, grid)
 
     def configure_optimizers(self) -> dict:
-        max_steps = self._trainer.max_steps if self._trainer is not None else -1
-        return adam_with_schedule(
-            self.transform.parameters(),
-            self.hparams.lr,
-            self.hparams.lr_schedule,
-            self.hparams.warmup_steps,
-            max_steps,
-        )
+        return self.adam(self.transform.parameters())
