@@ -83,8 +83,9 @@ def to_pil(image: Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def resize_long_side(image: Tensor, size: int) -> Tensor:
-    """Resize N×3×H×W so its longer side is `size`, keeping the aspect ratio (antialiased)."""
+def resize_long_side(image: Tensor, size: int, mode: str = "bicubic") -> Tensor:
+    """Resize N×3×H×W so its longer side is `size`, keeping the aspect ratio (antialiased,
+    bicubic or `mode`); the one resize of nst's images."""
     if size <= 0:
         raise UserError(f"Image size must be positive, got {size}.")
     height, width = image.shape[-2:]
@@ -92,7 +93,7 @@ def resize_long_side(image: Tensor, size: int) -> Tensor:
     new_size = (max(1, round(height * scale)), max(1, round(width * scale)))
     if new_size == (height, width):
         return image
-    resized = F.interpolate(image, size=new_size, mode="bicubic", antialias=True)
+    resized = F.interpolate(image, size=new_size, mode=mode, antialias=True)
     return resized.clamp(0, 1)
 
 

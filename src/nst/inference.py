@@ -21,10 +21,9 @@ from nst.errors import UserError
 from nst.export import Signature, predictor_signature, transformer_signature
 from nst.image import check_color_mode, keep_content_colors, resize_long_side
 from nst.methods.common import check_style_weights, torch_device
-from nst.networks import ConditionalTransformNet, TransformNet
+from nst.networks import MIN_SIDE, ConditionalTransformNet, TransformNet
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-MIN_SIDE = 8
 DAMAGED = (
     "does not hold the weights its settings describe (a damaged or edited checkpoint); train "
     "again or fetch the file again."

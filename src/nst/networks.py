@@ -25,6 +25,7 @@ from nst.errors import UserError
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "transpose")
 MULTIPLE = 4  # two stride-2 convs: sizes divisible by 4 come back exactly
+MIN_SIDE = 8  # px on each side: the smallest image the two stride-2 convs take
 
 
 def normalization(kind: str, channels: int) -> nn.Module:

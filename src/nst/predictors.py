@@ -13,10 +13,10 @@ import socket
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.errors import UserError
+from nst.image import resize_long_side
 from nst.vgg import BLOCK_CHANNELS, DOWNLOAD_TIMEOUT_S, LossNetwork
 
 BACKBONES = ("vgg", "inception_v3")
@@ -179,8 +179,4 @@ def build_predictor(predictor: Mapping, loss_network: LossNetwork, pretrained: b
 
 def resize_for_predictor(image: Tensor, size: int | None) -> Tensor:
     """`image` with its long side at `size` px (the scale P was trained at), if `size` is set."""
-    if size is None or max(image.shape[-2:]) == size:
-        return image
-    scale = size / max(image.shape[-2:])
-    target = [max(1, round(side * scale)) for side in image.shape[-2:]]
-    return F.interpolate(image, size=target, mode="bilinear", antialias=True).clamp(0, 1)
+    return image if size is None else resize_long_side(image, size, mode="bilinear")

@@ -34,6 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from nst.errors import UserError
+from nst.networks import MIN_SIDE
 from nst.outputs import IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, atomic_file, check_output
 
 Stylizer = Callable[[Tensor], Tensor]
@@ -377,8 +378,10 @@ def stylize_video(
         audio = container.streams.audio[0] if container.streams.audio else None
         upright = (video.height, video.width) if turns % 2 else (video.width, video.height)
         width, height = output_size(*upright, size)
-        if min(width, height) < 8:
-            raise UserError(f"{input_path} is {width}×{height} px; the network needs at least 8.")
+        if min(width, height) < MIN_SIDE:
+            raise UserError(
+                f"{input_path} is {width}×{height} px; the network needs at least {MIN_SIDE} px."
+            )
         notes = [f"turned upright by its display rotation ({turns * 90}°)"] if turns else []
         if size is None and (width, height) != upright:
             notes.append(
