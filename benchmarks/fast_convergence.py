@@ -82,7 +82,8 @@ def main() -> None:
         folder = Path(args.out).resolve() / name
         for index, minutes in enumerate(sorted(args.minutes)):
             checkpoint = train(args.style, recipe, folder, minutes, resume=index > 0)
-            style_distance, content = score(str(checkpoint), count=args.count)
+            scores = score(str(checkpoint), count=args.count)
+            style_distance, content = scores["style"], scores["content"]
             results[name, minutes] = (style_distance, content)
             print(f"{name} {minutes:g} min: style {style_distance:.4f} content {content:.4f}")
         results[name] = images_per_second(folder)

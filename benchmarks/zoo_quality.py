@@ -4,10 +4,11 @@
         [--photos 'DIR/test_*.jpg'] [--count 20] [--size 512] [--style-dir DIR] [--sheet out.jpg]
 
 Each model (a zoo name or a checkpoint) stylises the first `--count` photos in name order at long
-side `--size`; the fixed `StyleEvaluator` scores every output against its photo and the model's
-style image. Prints the mean style and content distances, the reference model's (lengstrom's
-published fast models on the same 20 photos at 512 px, where the model's style has one) and the
-ratios. `--sheet` writes the first four outputs of every model as one JPEG, to look at.
+side `--size`; the fixed evaluator (`nst.evaluate.StyleDistances`) scores every output against its
+photo and the model's style image. Prints the mean style and content distances and SSIM, the
+reference model's (lengstrom's published fast models on the same 20 photos at 512 px, where the
+model's style has one) and the ratios. `--sheet` writes the first four outputs of every model as
+one JPEG, to look at.
 """
 
 import argparse
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from nst.evaluate import StyleEvaluator
+from nst.evaluate import StyleDistances
 from nst.image import load_image, resize_long_side, save_image
 from nst.inference import load_stylizer
 
@@ -51,26 +52,26 @@ def score(
     photos: str = PHOTOS,
     style_dir: str = STYLE_DIR,
     outputs: list | None = None,
-) -> tuple[float, float]:
-    """(style, content) distances of model `source` averaged over the first `count` photos at
-    long side `size`; the first four outputs are appended to `outputs` when given."""
+) -> dict[str, float]:
+    """Mean style and content distances and SSIM of model `source` over the first `count`
+    photos at long side `size`; the first four outputs are appended to `outputs` when given."""
     stylizer = load_stylizer(source)
     style = style_image(stylizer.hparams, style_dir)
-    scores = []
+    metric = distances()
+    metric.reset()
     for index, path in enumerate(sorted(glob.glob(photos))[:count]):
         photo = resize_long_side(load_image(path), size)
         output = stylizer(photo).clamp(0, 1)
-        scores.append(evaluator()(output, photo, style))
+        metric.update(output, photo, style)
         if outputs is not None and index < 4:
             outputs.append(resize_long_side(output, 256))
-    style_distance = sum(row["style"] for row in scores) / len(scores)
-    return style_distance, sum(row["content"] for row in scores) / len(scores)
+    return {name: float(value) for name, value in metric.compute().items()}
 
 
 @cache
-def evaluator() -> StyleEvaluator:
-    """One evaluator (its VGG19 loads once)."""
-    return StyleEvaluator()
+def distances() -> StyleDistances:
+    """One metric (its VGG19 loads once)."""
+    return StyleDistances()
 
 
 def save_sheet(images: list, path: str, columns: int = 4) -> None:
@@ -95,24 +96,23 @@ def main() -> None:
 
     rows, sheet = [], []
     for source in args.models:
-        style_distance, content = score(
-            source, args.count, args.size, args.photos, args.style_dir, sheet
-        )
-        rows.append((source, load_stylizer(source).style_name, style_distance, content))
-        print(f"{source}: style {style_distance:.4f} content {content:.4f}", flush=True)
+        scores = score(source, args.count, args.size, args.photos, args.style_dir, sheet)
+        rows.append((source, load_stylizer(source).style_name, scores))
+        print(f"{source}: " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()), flush=True)
 
-    print(f"\n{args.count} photos at {args.size} px (StyleEvaluator)")
-    header = ("model", "style", "content", "ref style", "ref content", "ratio s", "ratio c")
+    print(f"\n{args.count} photos at {args.size} px (nst.evaluate.StyleDistances)")
+    header = ("model", "style", "content", "SSIM", "ref style", "ref content", "ratio s", "ratio c")
     print(f"{header[0]:40} " + " ".join(f"{name:>11}" for name in header[1:]))
-    for source, name, style_distance, content in rows:
+    for source, name, scores in rows:
         ref_style, ref_content = REFERENCE.get(name, OTHER_BAR)
         figures = (
-            style_distance,
-            content,
+            scores["style"],
+            scores["content"],
+            scores["ssim"],
             ref_style,
             ref_content,
-            style_distance / ref_style,
-            content / ref_content,
+            scores["style"] / ref_style,
+            scores["content"] / ref_content,
         )
         print(f"{source[-40:]:40} " + " ".join(f"{value:11.3f}" for value in figures))
     if args.sheet:
