@@ -43,6 +43,11 @@ CASES = [
     ("an unknown zoo model", "stylize", ["model=wavee", "input=photo.jpg"]),
     ("a damaged checkpoint", "stylize", ["ckpt=damaged.ckpt", "input=photo.jpg"]),
     ("a strength out of range", "stylize", ["model=wave", "input=photo.jpg", "strength=2"]),
+    (
+        "a zoo model at a size too big to hold",
+        "stylize",
+        ["model=wave", "input=photo.jpg", "size=90000"],
+    ),
     ("the arbitrary model without a style", "stylize", ["model=arbitrary", "input=photo.jpg"]),
     ("a video without a video stream", "stylize", ["model=wave", "input=sound.mp4"]),
     ("export without a network", "stylize", [*PHOTO, "export=onnx"]),
@@ -110,9 +115,11 @@ def render(rows: list[tuple[str, str, str]]) -> str:
 
 
 def test_every_case_is_one_sentence_and_the_table_is_current(user_folder, capsys, monkeypatch):
+    from nst import inference
     from nst.methods import basic
 
     monkeypatch.setattr(basic, "available_memory", lambda device: 8 * 2**30)
+    monkeypatch.setattr(inference, "available_memory", lambda device: 8 * 2**30)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rows = []
     for what, script, overrides in CASES:

@@ -7,7 +7,7 @@ import pytest
 from conftest import load_script
 
 from nst.api import compose_config
-from nst.errors import exit_on_user_error, machine_error
+from nst.errors import UserError, exit_on_user_error, machine_error
 from nst.outputs import check_folder
 
 stylize_script = load_script("stylize")
@@ -137,3 +137,21 @@ def test_an_optimisation_too_big_for_memory_is_refused_with_the_size_that_fits(m
     config.method.size = int(largest * 1.2)
     with pytest.raises(basic.UserError):
         basic.check_fits_in_memory(photo.shape, [style], config.method, torch.device("cpu"))
+
+
+def test_a_trained_network_refuses_an_output_too_big_to_hold_before_any_work(monkeypatch):
+    import torch
+
+    from nst import inference
+    from nst.networks import TransformNet
+
+    monkeypatch.setattr(inference, "available_memory", lambda device: 2**30)
+    photo = torch.rand(1, 3, 30, 40)
+    with pytest.raises(UserError, match="the largest size that fits is about size=") as error:
+        inference.stylize_image(TransformNet(), photo, size=100000, device="cpu")  # 300 GB
+    assert "A 100000×75000 px output needs about 279 GiB" in str(error.value)
+    largest = int(str(error.value).rsplit("size=", 1)[1].rstrip("."))
+    inference.check_whole_image_fits(largest * 3 // 4, largest)  # fits, with room for the tiles
+    with pytest.raises(UserError):
+        inference.check_whole_image_fits(largest * 3 // 2, largest * 2)
+    assert inference.stylize_image(TransformNet(), photo, size=64, device="cpu").shape[-1] == 64

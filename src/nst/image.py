@@ -83,14 +83,19 @@ def to_pil(image: Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
+def long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) scaled so that the longer side is `size`, keeping the aspect ratio."""
+    if size <= 0:
+        raise UserError(f"Image size must be positive, got {size}.")
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def resize_long_side(image: Tensor, size: int, mode: str = "bicubic") -> Tensor:
     """Resize N×3×H×W so its longer side is `size`, keeping the aspect ratio (antialiased,
     bicubic or `mode`); the one resize of nst's images."""
-    if size <= 0:
-        raise UserError(f"Image size must be positive, got {size}.")
     height, width = image.shape[-2:]
-    scale = size / max(height, width)
-    new_size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    new_size = long_side_shape(height, width, size)
     if new_size == (height, width):
         return image
     resized = F.interpolate(image, size=new_size, mode=mode, antialias=True)

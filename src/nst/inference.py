@@ -19,11 +19,14 @@ from torch import Tensor, nn
 from nst import tiling
 from nst.errors import UserError
 from nst.export import Signature, predictor_signature, transformer_signature
-from nst.image import check_color_mode, keep_content_colors, resize_long_side
-from nst.methods.common import check_style_weights, torch_device
+from nst.image import check_color_mode, keep_content_colors, long_side_shape, resize_long_side
+from nst.methods.common import available_memory, check_style_weights, torch_device
 from nst.networks import MIN_SIDE, ConditionalTransformNet, TransformNet
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Whole-image bytes per output pixel besides the network (tiled within max_memory): the input and
+# output in float32 (12 B each), the resize and the 8-bit copies for saving.
+WHOLE_IMAGE_BYTES_PER_PIXEL = 40
 DAMAGED = (
     "does not hold the weights its settings describe (a damaged or edited checkpoint); train "
     "again or fetch the file again."
@@ -92,6 +95,22 @@ def check_image_size(image: Tensor, name: str) -> None:
     if min(image.shape[-2:]) < MIN_SIDE:
         height, width = image.shape[-2:]
         raise UserError(f"{name} is {width}×{height} px; the network needs at least {MIN_SIDE} px.")
+
+
+def check_whole_image_fits(height: int, width: int) -> None:
+    """Refuse, before any work, an image whose whole-image tensors would not fit in this
+    machine's memory, naming the largest size that would (the network's own activations are
+    bounded by tiling, `max_memory`; the photo and its stylised copy are not)."""
+    needed = height * width * WHOLE_IMAGE_BYTES_PER_PIXEL
+    available = available_memory(torch.device("cpu"))
+    if needed > available:
+        # Half the free memory for these tensors leaves the other half to the network's tiles.
+        largest = int(max(height, width) * (available / 2 / needed) ** 0.5) // 16 * 16
+        raise UserError(
+            f"A {width}×{height} px output needs about {needed / 2**30:.0f} GiB for the photo and "
+            f"its stylised copy alone, and {available / 2**30:.1f} GiB is free; the largest size "
+            f"that fits is about size={largest}."
+        )
 
 
 class Stylizer(nn.Module):
@@ -373,6 +392,8 @@ def stylize_image(
     precision: str = "fp32",
 ) -> Tensor:
     """Stylise one 1×3×H×W image (long side resized to `size` if given); returns it on CPU."""
+    height, width = image.shape[-2:]
+    check_whole_image_fits(*(long_side_shape(height, width, size) if size else (height, width)))
     if size is not None:
         image = resize_long_side(image, size)
     check_image_size(image, "The input image")
