@@ -194,3 +194,18 @@ def test_the_stopping_rule_ends_a_converged_run_and_not_a_falling_one(capsys):
         assert trainer.should_stop == (step == 26), step  # the window: 5 flat steps
     rule.on_train_end(trainer, None)
     assert "converged at iteration 26 of 100" in capsys.readouterr().err
+
+
+def test_the_matched_start_is_the_photo_in_the_styles_colours():
+    content, style = pattern(36, 48, seed=1), pattern(48, 48, seed=2) * 0.5 + 0.2
+    start = initial_image("matched", content, [style], seed=0)
+    assert start.shape == content.shape
+    style_mean, start_mean = style.mean(dim=(2, 3)), start.mean(dim=(2, 3))
+    assert (start_mean - style_mean).abs().max() < 0.02  # the style's colours …
+    assert (content.mean(dim=(2, 3)) - style_mean).abs().max() > 0.05
+    luminance_change = luminance(start) - luminance(start).mean()
+    photo_change = luminance(content) - luminance(content).mean()
+    correlation = (luminance_change * photo_change).mean() / (
+        luminance_change.std() * photo_change.std()
+    )
+    assert correlation > 0.8  # … on the photo's structure

@@ -20,6 +20,7 @@ from nst.errors import UserError
 from nst.image import (
     finish_color_preservation,
     load_image,
+    match_color_histogram,
     prepare_color_preservation,
     resize_long_side,
     save_image,
@@ -169,9 +170,13 @@ def check_config(method: DictConfig) -> None:
 
 
 def initial_image(init: str, content: Tensor, styles: list[Tensor], seed: int) -> Tensor:
-    """The starting image: `content`, `noise` (uniform, seeded), `style` or an image file."""
+    """The starting image: `content`, `matched` (the photo recoloured to the first style's
+    colour mean and covariance, Gatys et al. 2016 "Preserving Color" eq. 1 the other way round),
+    `noise` (uniform, seeded), `style` or an image file."""
     if init == "content":
         return content.clone()
+    if init == "matched":
+        return match_color_histogram(content, styles[0]).clamp(0, 1)
     if init == "noise":
         generator = torch.Generator().manual_seed(seed)
         return torch.rand(content.shape, generator=generator).to(content)
