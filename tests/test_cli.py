@@ -222,7 +222,7 @@ def test_sigterm_during_training_keeps_a_checkpoint_that_resumes(tmp_path):
     arguments = [
         *("method=fast", "style=wave", "data=synthetic", "loss_net.weights=random"),
         *("data.size=32", "data.crop=32", "logger=none", f"hydra.run.dir={run_dir}"),
-        "checkpoint.every_n_train_steps=2",
+        *("checkpoint.every_n_train_steps=2", "data.workers=1"),
     ]
     env = {**script_env(), "NST_STYLE_DIR": str(ASSETS / "images" / "style")}
     process = subprocess.Popen(
@@ -231,13 +231,14 @@ def test_sigterm_during_training_keeps_a_checkpoint_that_resumes(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=True,
     )
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not last.exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(1)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)  # as a scheduler does: the loader worker too
     returncode, stderr = process.wait(timeout=120), process.stderr.read()
     assert returncode == 143, stderr[-2000:]
     assert [path.name for path in last.parent.iterdir()] == ["last.ckpt"]  # no half file

@@ -13,6 +13,7 @@ and the validation batch is (content photos, the grid's styles, how many of them
 
 import io
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from urllib.parse import urlparse
 import datasets
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.seed import pl_worker_init_function
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -267,6 +269,16 @@ class ContentDataModule(pl.LightningDataModule):
             ]
         )
 
+    @staticmethod
+    def worker_init(worker_id: int) -> None:
+        """DataLoader workers leave SIGTERM to the main process: a scheduler (SLURM, `pkill -f`)
+        signals every process of the job, and a worker killed under the main process would turn
+        its clean stop (`nst.training.StopOnSigterm`) into a traceback. Then the seeding that
+        Lightning's `seed_everything(workers=True)` would add."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if int(os.environ.get("PL_SEED_WORKERS", 0)):
+            pl_worker_init_function(worker_id)
+
     def loader(self, dataset: Dataset, shuffle: bool, batch_size: int | None) -> DataLoader:
         """A DataLoader with this module's workers (kept alive between epochs) and pinned memory."""
         collate = None
@@ -281,6 +293,7 @@ class ContentDataModule(pl.LightningDataModule):
             shuffle=shuffle,
             drop_last=shuffle,
             num_workers=self.workers,
+            worker_init_fn=self.worker_init,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.workers > 0,
         )
