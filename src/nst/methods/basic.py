@@ -5,6 +5,7 @@ The LightningModule's only parameter is the image; a Lightning `Trainer` runs th
 """
 
 import sys
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -128,14 +129,14 @@ class StopWhenConverged(pl.Callback):
 
     def __init__(self, tolerance: float, window: int = CONVERGENCE_WINDOW, say: bool = True):
         self.tolerance, self.window, self.say = tolerance, window, say
-        self.losses: list[float] = []
+        self.losses: deque[float] = deque(maxlen=window + 1)  # the window and the loss before it
         self.stopped_at: int | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, *args) -> None:
         self.losses.append(float(outputs["loss"]))
         if self.tolerance <= 0 or len(self.losses) <= self.window:
             return
-        before, now = self.losses[-1 - self.window], self.losses[-1]
+        before, now = self.losses[0], self.losses[-1]
         if before - now <= self.tolerance * self.window * abs(before):
             trainer.should_stop = True
             self.stopped_at = trainer.global_step
@@ -164,7 +165,7 @@ def check_config(method: DictConfig) -> None:
         raise UserError(f"Unknown method.optimizer '{method.optimizer}'; use lbfgs or adam.")
     if method.save_every < 0:
         raise UserError(f"method.save_every must be 0 (off) or positive, got {method.save_every}.")
-    tolerance = method.get("tolerance", 0)
+    tolerance = method.tolerance
     if not isinstance(tolerance, int | float) or not 0 <= tolerance < 1:
         raise UserError(f"method.tolerance must be a number in [0, 1) (0: off), got {tolerance}.")
 
@@ -261,7 +262,7 @@ def optimize_image(
             return finish_color_preservation(image.clamp(0, 1).cpu(), scale_content, mode)
 
         scale_callbacks = [*callbacks, *progress_callbacks(progress, index, sizes, target_device)]
-        scale_callbacks.append(StopWhenConverged(method.get("tolerance", 0), say=progress))
+        scale_callbacks.append(StopWhenConverged(method.tolerance, say=progress))
         if method.save_every and snapshot_path is not None:
             first, last = index * method.iterations, len(sizes) * method.iterations
             scale_callbacks.append(SaveEvery(method.save_every, snapshot_path, finish, first, last))
