@@ -43,6 +43,22 @@ def test_speed_benchmark_prints_its_table(script, extra):
     assert "fp32 eager (baseline)" in result.stdout and "× fp32 eager" in result.stdout
 
 
+def test_the_start_image_benchmark_scores_each_start_at_each_step():
+    pair = "sample:chelsea:sample:mosaic"
+    result = run_benchmark(
+        "basic_start.py", ["--pairs", pair, "--size", "64", "--steps", "2", "3"], 300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("sample:")]
+    assert [(row[1], row[2]) for row in rows] == [
+        ("content", "2"),
+        ("content", "3"),
+        ("matched", "2"),
+        ("matched", "3"),
+    ]
+    assert all(float(row[4]) > 0 for row in rows)  # a style distance in every row
+
+
 @pytest.mark.slow
 def test_the_augmentation_experiment_runs_end_to_end_on_a_tiny_subset(tmp_path):
     """benchmarks/augment_pacs.py on 7 images per split, a tiny arbitrary checkpoint and a
