@@ -11,7 +11,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from nst.api import compose_config
 from nst.data import ContentDataModule
 from nst.errors import UserError, user_error_cause
-from nst.image import save_image
+from nst.evaluate import StyleEvaluator
+from nst.image import load_image, save_image
 from nst.inference import ArbitraryStylizer, load_stylizer, read_checkpoint, style_embedding
 from nst.methods.arbitrary import ArbitraryStyle, resolved_loss_net
 from nst.networks import (
@@ -49,9 +50,9 @@ def build_module(*overrides) -> ArbitraryStyle:
         raise user_error_cause(error) or error from None
 
 
-def synthetic_data(batch_size: int, **style) -> ContentDataModule:
+def synthetic_data(batch_size: int, *overrides: str, **style) -> ContentDataModule:
     """data=synthetic as method=arbitrary sees it, with `style` options changed."""
-    cfg = arbitrary_config(f"data.batch_size={batch_size}").data
+    cfg = arbitrary_config(f"data.batch_size={batch_size}", *overrides).data
     settings = {key: value for key, value in cfg.items() if key not in ("_target_", "style")}
     return ContentDataModule(
         **{**settings, "seed": 0, "pair_styles": True}, style={**cfg.style, **style}
@@ -428,3 +429,34 @@ def test_the_predictor_keeps_styles_apart_from_the_first_step():
         embeddings = predictor(styles)
         spreads[standardize] = (embeddings.std(0) / embeddings.abs().mean(0)).mean().item()
     assert spreads[True] > 1.5 * spreads[False]
+
+
+@pytest.mark.parametrize("val_size", [None, 40])
+def test_validation_scores_seen_and_unseen_styles_apart(tmp_path, val_size):
+    """val/seen/distance/* and val/unseen/distance/*: the evaluator's means over each group's
+    (photo, style) pairs; with data.val_size, one whole photo per batch."""
+    module = build_module()
+    data = synthetic_data(2, f"data.val_size={val_size or 'null'}")
+    trainer = pl.Trainer(logger=False, default_root_dir=tmp_path, enable_progress_bar=False)
+    trainer.validate(module, data)
+
+    assert len(data.val_set) == (1 if val_size is None else 2)  # 2 photos, stacked or one each
+    evaluator = StyleEvaluator()
+    module.eval()
+    scores = {"seen": [], "unseen": []}
+    with torch.no_grad():
+        for content, styles, seen in data.val_set:
+            embedding, _ = module.encode_styles(styles)
+            for photo in content:
+                for index, (style, row) in enumerate(zip(styles, embedding, strict=True)):
+                    output = module(photo[None], row[None])
+                    group = "seen" if index < seen else "unseen"
+                    scores[group].append(evaluator(output, photo[None], style[None]))
+    for group, group_scores in scores.items():
+        assert len(group_scores) == 4  # 2 photos × 2 styles
+        expected = sum(score["style"] for score in group_scores) / len(group_scores)
+        logged = trainer.callback_metrics[f"val/{group}/distance/style"].item()
+        assert logged == pytest.approx(expected, rel=1e-4)
+    (grid,) = (tmp_path / "images").glob("*.png")
+    side = val_size or 32
+    assert load_image(grid).shape[-2:] == (3 * side + 4 * 2, 5 * side + 6 * 2)  # styles on top

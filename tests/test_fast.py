@@ -12,6 +12,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from nst.api import compose_config
 from nst.data import ContentDataModule
 from nst.errors import UserError, user_error_cause
+from nst.evaluate import StyleEvaluator
+from nst.image import load_image
 from nst.inference import load_stylizer, read_checkpoint
 from nst.methods.fast import FastStyle
 
@@ -166,3 +168,36 @@ def test_bad_method_settings_are_user_errors(override, message):
 def test_training_without_a_style_is_a_user_error():
     with pytest.raises(UserError, match="trains one network per style"):
         build_module(style=None)
+
+
+def test_validation_scores_whole_photos_with_the_evaluator(tmp_path):
+    """data.val_size: held-out photos of both orientations, whole at that long side, one per
+    batch; val/distance/* are the means of the evaluator's per-photo numbers (nst.evaluate)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("test_100007.jpg", "test_100039.jpg", "test_101084.jpg", "test_104010.jpg"):
+        (photos / name).write_bytes((ASSETS / "datasets" / "content_bsds500" / name).read_bytes())
+    data = ContentDataModule(
+        path=str(photos),
+        split="test",
+        size=32,
+        crop=32,
+        workers=0,
+        val_images=3,
+        val_size=40,
+        preprocess=False,
+    )
+    module = build_module()
+    trainer = pl.Trainer(logger=False, default_root_dir=tmp_path, enable_progress_bar=False)
+    trainer.validate(module, data)
+
+    shapes = {tuple(photo.shape) for photo in data.val_set}
+    assert {max(shape) for shape in shapes} == {40} and len(shapes) == 2, shapes  # both ways up
+    evaluator = StyleEvaluator()
+    with torch.no_grad():
+        scores = [evaluator(module(p[None]), p[None], module.style_images[0]) for p in data.val_set]
+    for name in ("style", "content", "ssim"):
+        expected = sum(score[name] for score in scores) / len(scores)
+        assert trainer.callback_metrics[f"val/distance/{name}"].item() == pytest.approx(expected)
+    (grid,) = (tmp_path / "images").glob("*.png")
+    assert load_image(grid).shape[-2:] == (2 * 40 + 3 * 2, 3 * 40 + 4 * 2)  # photos over outputs

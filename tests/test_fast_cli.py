@@ -171,6 +171,7 @@ def test_every_bad_checkpoint_use_exits_2_and_writes_nothing(checkpoint, tmp_pat
         (["method=fast", "style=wave", "data=imagefolder"], "data.path needs a value"),
         (["method=fast", "style=file"], "style.name needs a value"),
         (["method=fast", "style=wave", "style_dir=/nowhere"], "set style_dir=DIR"),
+        (["method=fast", "style=wave", "data=synthetic", "data.val_size=0"], "data.val_size"),
     ],
 )
 def test_train_bad_input_exits_2(overrides, message, capsys, tmp_path):

@@ -101,6 +101,7 @@ def test_wandb_offline_writes_a_run_with_the_config_metrics_and_images(tmp_path,
         "train/content",
         "train/tv",
         "val/total",
+        "val/distance/style",  # the evaluator's, at validation
         "lr-Adam",
         "train/device/samples_per_sec",
     ):

@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -30,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from nst.errors import UserError
-from nst.image import to_pil, to_rgb
+from nst.image import resize_long_side, to_pil, to_rgb
 
 MAX_AUTO_WORKERS = 8
 HUB_TIMEOUT_S = 3  # offline is known within this, instead of after about a minute of retries
@@ -136,6 +137,11 @@ def shrink(example: dict, column: str, size: int, quality: int = 95) -> dict:
     return {column: {"bytes": buffer.getvalue(), "path": None}}
 
 
+def whole_photo(image: Tensor, size: int) -> Tensor:
+    """A 3×H×W photo resized to long side `size`: validation at the evaluator's scale."""
+    return resize_long_side(image[None], size)[0]
+
+
 class ContentImages(Dataset):
     """An HF image dataset as RGB float tensors through a torchvision transform."""
 
@@ -173,6 +179,7 @@ class ContentDataModule(pl.LightningDataModule):
         batch_size: int = 4,
         workers: int | str = "auto",
         val_images: int = 4,
+        val_size: int | None = None,
         preprocess: bool = False,
         cache_dir: str | None = None,
         seed: int = 0,
@@ -187,11 +194,14 @@ class ContentDataModule(pl.LightningDataModule):
         for name, value in (("size", size), ("crop", crop), ("batch_size", batch_size)):
             if not isinstance(value, int) or value <= 0:
                 raise UserError(f"data.{name} must be a positive integer, got {value}.")
+        if val_size is not None and (not isinstance(val_size, int) or val_size <= 0):
+            raise UserError(f"data.val_size must be null or a positive integer, got {val_size}.")
         if crop > size:
             raise UserError(f"data.crop ({crop}) must not exceed data.size ({size}).")
         self.path, self.split, self.files, self.synthetic = path, split, files, synthetic
         self.size, self.crop, self.flip, self.batch_size = size, crop, flip, batch_size
         self.workers, self.val_images = worker_count(workers), val_images
+        self.val_size = val_size
         self.preprocess, self.cache_dir, self.seed = preprocess, cache_dir, seed
         self.train_set = self.val_set = None
         self.styles = None
@@ -213,17 +223,17 @@ class ContentDataModule(pl.LightningDataModule):
                 f"data.path={self.path} has {len(dataset)} images; training needs more than "
                 f"data.val_images={self.val_images}."
             )
-        if self.preprocess:
-            dataset = dataset.map(
+        train, val = dataset, dataset.select([])
+        if self.val_images:
+            halves = dataset.train_test_split(test_size=self.val_images, seed=self.seed)
+            train, val = halves["train"], halves["test"]
+        if self.preprocess:  # the training photos only: validation may want them larger
+            train = train.map(
                 shrink,
                 fn_kwargs={"column": column, "size": self.size},
                 num_proc=self.workers or None,
                 desc=f"Resizing to {self.size} px (once; cached)",
             )
-        train, val = dataset, dataset.select([])
-        if self.val_images:
-            halves = dataset.train_test_split(test_size=self.val_images, seed=self.seed)
-            train, val = halves["train"], halves["test"]
         self.train_set = ContentImages(train, column, self.train_transform())
         self.val_set = ContentImages(val, column, self.val_transform())
         if self.styles is not None:
@@ -239,8 +249,8 @@ class ContentDataModule(pl.LightningDataModule):
         )
         grid, seen = self.styles.grid(styles, held)
         content = [self.val_set[i] for i in range(len(self.val_set))]
-        content = torch.stack(content) if content else torch.empty(0)
-        self.val_set = [(content, grid, seen)] if len(content) else []
+        batches = [torch.stack(content)] if self.val_size is None else [p[None] for p in content]
+        self.val_set = [(photos, grid, seen) for photos in batches] if content else []
         if self.trainer is not None and held.num_rows:
             folder = Path(self.trainer.default_root_dir)
             folder.mkdir(parents=True, exist_ok=True)
@@ -259,7 +269,11 @@ class ContentDataModule(pl.LightningDataModule):
         )
 
     def val_transform(self) -> v2.Transform:
-        """Resize (short side), centre crop, float [0, 1]."""
+        """Resize (short side), centre crop, float [0, 1]; or with `val_size`, the whole photo
+        at that long side."""
+        if self.val_size is not None:
+            to_size = partial(whole_photo, size=self.val_size)
+            return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), to_size])
         return v2.Compose(
             [
                 v2.ToImage(),
@@ -304,4 +318,5 @@ class ContentDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         if self.styles is not None:  # one ready-made batch
             return DataLoader(self.val_set, batch_size=None)
-        return self.loader(self.val_set, shuffle=False, batch_size=max(1, self.val_images))
+        batch_size = 1 if self.val_size else max(1, self.val_images)  # whole photos differ in shape
+        return self.loader(self.val_set, shuffle=False, batch_size=batch_size)

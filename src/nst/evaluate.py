@@ -65,9 +65,12 @@ class StyleDistances(Metric):
     full_state_update = False
     higher_is_better = False  # for the distances; SSIM is better higher
 
-    def __init__(self, weights: str = "caffe", **kwargs) -> None:
+    def __init__(
+        self, weights: str = "caffe", network: LossNetwork | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
-        self.network = LossNetwork("vgg19", weights, pooling="max")
+        # Several metrics (say, seen and unseen styles) may share one evaluator `network`.
+        self.network = network or LossNetwork("vgg19", weights, pooling="max")
         for name in ("content", "style", "ssim"):
             self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")

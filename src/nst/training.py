@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import pytorch_lightning as pl
 import torch
+import torchvision
 from pytorch_lightning.callbacks import ModelCheckpoint, ThroughputMonitor
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import Tensor
@@ -68,6 +69,19 @@ class TrainingThroughput(ThroughputMonitor):
 
     def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+def image_grid(rows: list[list[Tensor]]) -> Tensor:
+    """One 3×H×W picture of rows of 3×h×w images of any sizes: each image centred in a white cell
+    of the largest height and width, 2 px apart (validation photos may differ in shape)."""
+    cells = [image.float().clamp(0, 1) for row in rows for image in row]
+    height, width = max(c.shape[-2] for c in cells), max(c.shape[-1] for c in cells)
+    padded = []
+    for cell in cells:
+        top, left = (height - cell.shape[-2]) // 2, (width - cell.shape[-1]) // 2
+        padding = (left, width - cell.shape[-1] - left, top, height - cell.shape[-2] - top)
+        padded.append(torch.nn.functional.pad(cell, padding, value=1.0))
+    return torchvision.utils.make_grid(padded, nrow=len(rows[0]), pad_value=1.0)
 
 
 def log_image_grid(trainer: pl.Trainer, grid: Tensor, name: str = "val/images") -> None:

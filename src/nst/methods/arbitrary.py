@@ -10,14 +10,14 @@ pass of P and one of T. The default P reads the frozen VGG loss network (`nst.pr
 from functools import partial
 
 import torch
-import torchvision
 from torch import Tensor
 
+from nst.image import resize_long_side
 from nst.methods.feed_forward import FeedForwardStyle
 from nst.networks import ConditionalTransformNet
 from nst.predictors import VGGPredictor, build_predictor
 from nst.stability import add_stability_term
-from nst.training import log_image_grid
+from nst.training import image_grid, log_image_grid
 from nst.vgg import LossNetwork
 
 
@@ -38,6 +38,8 @@ class ArbitraryStyle(FeedForwardStyle):
     checkpoint's `state_dict` is T and P's trainable part; `hyper_parameters` say which VGG
     (arch and resolved weight source) P needs at stylise time.
     """
+
+    distance_groups = ("seen", "unseen")
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class ArbitraryStyle(FeedForwardStyle):
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
         predictor_lr: float | None = None,
+        val_distances: bool = True,
     ):
         super().__init__()
         loss_network = self.build_loss()
@@ -99,8 +102,12 @@ class ArbitraryStyle(FeedForwardStyle):
         self.log("loss", terms["total"], prog_bar=True, logger=False)
         return terms["total"]
 
+    def on_validation_epoch_start(self) -> None:
+        self.grid_styles, self.grid_rows = None, []
+
     def validation_step(self, batch: tuple[Tensor, Tensor, int], batch_index: int) -> None:
-        """Every photo with every grid style; losses logged apart for seen and unseen styles."""
+        """Every photo with every grid style; losses and the evaluator's distances logged apart
+        for seen and unseen styles."""
         content, styles, seen = batch
         embedding, targets = self.encode_styles(styles)
         count = len(styles)
@@ -117,23 +124,22 @@ class ArbitraryStyle(FeedForwardStyle):
                     {f"val/{group}/{name}": value for name, value in terms.items()},
                     batch_size=int(mask.sum()),
                 )
-        self.save_grid(content, styles, output)
+                pair_styles = styles.repeat(len(content), 1, 1, 1)[mask]
+                self.update_distances(group, output[mask], photos[mask], pair_styles)
+        self.grid_styles = styles
+        rows = output.split(count)  # one row of stylisations per photo
+        self.grid_rows += [[photo, *row] for photo, row in zip(content, rows, strict=True)]
 
-    def save_grid(self, content: Tensor, styles: Tensor, output: Tensor) -> None:
-        """Styles along the top, each photo down the left, its stylisations across its row:
-        `<run dir>/images/step<N>.png` and the logger. Seen styles come before unseen ones."""
-        size = content.shape[-2:]
-        styles = torch.nn.functional.interpolate(styles, size=size, mode="bilinear", antialias=True)
-        blank = torch.ones_like(content[:1])
-        rows = [torch.cat([blank, styles])]
-        for index, photo in enumerate(content):
-            rows.append(
-                torch.cat([photo[None], output[index * len(styles) : (index + 1) * len(styles)]])
-            )
-        grid = torchvision.utils.make_grid(
-            torch.cat(rows).float().clamp(0, 1), nrow=len(styles) + 1
-        )
-        log_image_grid(self.trainer, grid)
+    def on_validation_epoch_end(self) -> None:
+        """Log the evaluator's distances, and save the grid (styles along the top, seen before
+        unseen; each photo down the left with its stylisations across its row) to
+        `<run dir>/images/step<N>.png` and the loggers."""
+        super().on_validation_epoch_end()
+        if self.grid_rows:
+            side = max(max(row[0].shape[-2:]) for row in self.grid_rows)
+            styles = list(resize_long_side(self.grid_styles.float(), side))
+            blank = torch.ones_like(styles[0][:, :1, :1])  # padded to a white cell
+            log_image_grid(self.trainer, image_grid([[blank, *styles], *self.grid_rows]))
 
     def configure_optimizers(self) -> dict:
         predictor_lr = self.hparams.predictor_lr or self.hparams.lr

@@ -6,8 +6,6 @@ the style image (Gram matrices at relu1_2, relu2_2, relu3_3, relu4_3), plus tota
 Adam trains W on batches of photos. Stylising is then one forward pass (`nst.inference`).
 """
 
-import torch
-import torchvision
 from torch import Tensor
 
 from nst.errors import UserError
@@ -16,7 +14,7 @@ from nst.methods.common import check_style_weights
 from nst.methods.feed_forward import FeedForwardStyle
 from nst.networks import TransformNet
 from nst.stability import add_stability_term
-from nst.training import log_image_grid
+from nst.training import image_grid, log_image_grid
 
 
 def style_paths(style: dict) -> list[str]:
@@ -60,6 +58,7 @@ class FastStyle(FeedForwardStyle):
         stability_zoom: float = 0.0,
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
+        val_distances: bool = True,
     ):
         super().__init__()
         if not style:
@@ -96,15 +95,23 @@ class FastStyle(FeedForwardStyle):
         self.log("loss", terms["total"], prog_bar=True, logger=False)
         return terms["total"]
 
+    def on_validation_epoch_start(self) -> None:
+        self.grid_pairs = []
+
     def validation_step(self, content: Tensor, batch_index: int) -> None:
         output, _ = self.step(content, "val")
-        if batch_index == 0:
-            self.save_grid(content, output)
+        if len(self.style_images) == 1:  # the evaluator scores one style, not a blend
+            style = self.style_images[0].to(output.device).expand(len(output), -1, -1, -1)
+            self.update_distances("all", output, content, style)
+        self.grid_pairs += zip(content, output, strict=True)
 
-    def save_grid(self, content: Tensor, output: Tensor) -> None:
-        """Photos above their stylised versions: `<run dir>/images/step<N>.png` and the loggers."""
-        grid = torchvision.utils.make_grid(torch.cat([content, output]).float(), nrow=len(content))
-        log_image_grid(self.trainer, grid)
+    def on_validation_epoch_end(self) -> None:
+        """Log the evaluator's distances, and save the photos above their stylised versions to
+        `<run dir>/images/step<N>.png` and the loggers."""
+        super().on_validation_epoch_end()
+        if self.grid_pairs:
+            photos, outputs = zip(*self.grid_pairs, strict=True)
+            log_image_grid(self.trainer, image_grid([list(photos), list(outputs)]))
 
     def configure_optimizers(self) -> dict:
         return self.adam(self.transform.parameters())
