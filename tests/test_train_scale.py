@@ -155,6 +155,23 @@ def metric_steps(path) -> list[int]:
         return [int(row["step"]) for row in csv.DictReader(file)]
 
 
+def test_a_resumed_run_appends_to_its_metrics_instead_of_deleting_them(tmp_path):
+    steps = ["logger=csv", "trainer.val_check_interval=2", "checkpoint.every_n_train_steps=2"]
+    train_script.main(in_process_config(tmp_path, *steps, "trainer.max_steps=2"))
+    metrics = tmp_path / "metrics.csv"
+    first = metrics.read_text().splitlines()
+    assert metric_steps(metrics) and max(metric_steps(metrics)) == 1
+
+    resume = in_process_config(tmp_path, *steps, "trainer.max_steps=4", "ckpt_path=last")
+    train_script.main(resume)
+    with open(metrics) as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) > len(first) - 1 and max(int(row["step"]) for row in rows) == 3
+    kept = [{key: value for key, value in row.items() if value} for row in rows[: len(first) - 1]]
+    # the first run's rows, unchanged under the (possibly wider) header
+    assert kept == [{k: v for k, v in row.items() if v} for row in csv.DictReader(first)]
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     arguments = [

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 import torchvision
 from pytorch_lightning.callbacks import ModelCheckpoint, ThroughputMonitor
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
@@ -60,6 +61,24 @@ def batch_size(batch: Any) -> int:
     if isinstance(batch, list | tuple):
         batch = batch[0]
     return len(batch)
+
+
+class AppendingCSVLogger(pl.loggers.CSVLogger):
+    """Lightning's CSVLogger (`logger=csv`), except that an existing `metrics.csv` in the run
+    folder is appended to, not deleted: a run resumed with `ckpt_path=last` keeps its history."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None:
+            return self._experiment
+        path = Path(self.log_dir) / "metrics.csv"
+        earlier = path.read_text() if path.is_file() else ""
+        experiment = super().experiment  # Lightning's writer deletes metrics.csv here
+        if earlier:
+            path.write_text(earlier)
+            experiment.metrics_keys = earlier.partition("\n")[0].strip().split(",")
+        return experiment
 
 
 class TrainingThroughput(ThroughputMonitor):
