@@ -59,6 +59,16 @@ def test_the_start_image_benchmark_scores_each_start_at_each_step():
     assert all(float(row[4]) > 0 for row in rows)  # a style distance in every row
 
 
+def test_the_time_to_quality_benchmark_runs_the_baseline_then_each_variant():
+    arguments = ["--pairs", "sample:chelsea:sample:mosaic", "--size", "64", "--iterations", "4"]
+    result = run_benchmark("basic_time_to_quality.py", [*arguments, "--every", "2"], 300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("sample:")]
+    assert [row[1] for row in rows] == ["baseline", "matched", "scales", "scales+matched"]
+    assert rows[0][3] == "1.00" and float(rows[0][4]) > 0  # the target's style distance
+    assert result.stdout.count("mean ratio") == 3
+
+
 @pytest.mark.slow
 def test_the_augmentation_experiment_runs_end_to_end_on_a_tiny_subset(tmp_path):
     """benchmarks/augment_pacs.py on 7 images per split, a tiny arbitrary checkpoint and a
