@@ -3,14 +3,15 @@
     python benchmarks/arbitrary_speed.py                 # GPU: 256 px batch 16 / 512×512 batch 16
     python benchmarks/arbitrary_speed.py --device cpu    # CPU: 256 px batch 4 / 512×512 batch 1
         [--train-size 256] [--train-batch 16] [--frame 512 512] [--frame-batch 16]
-        [--steps 10] [--skip-compile]
+        [--steps 10] [--skip-compile] [--augment-sizes 128 224]
 
 Training figures are images/s of the real training step (style predictor on the style batch,
 transfer network forward, VGG16 loss on output, photo and style, backward, Adam) on batches
 already on the device; inference figures are frames/s of the transfer network with a cached
 style embedding (the predictor runs once per style, reported apart). Ratios are to the fp32
-eager row. The variants and helpers are `fast_speed.py`'s. The VGG has random weights: the speed
-is that of the real network.
+eager row. Last, `StyleAugment()` with no arguments (the shipped model) in images/s at each
+of `--augment-sizes`. The variants and helpers are `fast_speed.py`'s. The VGG has random
+weights: the speed is that of the real network.
 """
 
 import argparse
@@ -22,6 +23,7 @@ from fast_speed import CPU_SKIPS, VARIANTS, per_second, print_table, set_tf32
 from hydra.utils import instantiate
 
 from nst.api import compose_config
+from nst.augment import StyleAugment
 from nst.networks import ConditionalTransformNet
 
 
@@ -86,6 +88,15 @@ def predictor_milliseconds(size: int, steps: int, device: torch.device) -> float
     return 1000 / per_second(lambda: predictor(style), 1, steps, device)
 
 
+@torch.inference_mode()
+def augment_rate(size: int, batch: int, steps: int, device: torch.device) -> float:
+    """Images/s of `StyleAugment()` out of the box (the shipped model and style distribution,
+    p = 1, α = 0.5) on batches of `size`-px images."""
+    augment = StyleAugment(p=1.0).to(device)
+    images = torch.rand(batch, 3, size, size, device=device)
+    return per_second(lambda: augment(images), batch, steps, device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -95,6 +106,7 @@ def main() -> None:
     parser.add_argument("--frame-batch", type=int)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--augment-sizes", type=int, nargs="*", default=[128, 224])
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -123,6 +135,11 @@ def main() -> None:
     print_table(f"inference, {frame}, batch {frame_batch}, cached embedding", "frames/s", rows)
     milliseconds = predictor_milliseconds(256, steps, device)
     print(f"\nstyle embedding, one 256 px style, fp32 eager: {milliseconds:.1f} ms")
+    for size in args.augment_sizes:
+        rate = augment_rate(size, train_batch, steps, device)
+        print(
+            f"StyleAugment() (shipped model), {size} px, batch {train_batch}: {rate:.1f} images/s"
+        )
 
 
 if __name__ == "__main__":

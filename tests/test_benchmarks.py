@@ -35,12 +35,14 @@ def run_benchmark(script: str, arguments: list[str], timeout: int) -> subprocess
 
 @pytest.mark.parametrize(
     "script, extra",
-    [("fast_speed.py", ["--skip-cli"]), ("arbitrary_speed.py", [])],
+    [("fast_speed.py", ["--skip-cli"]), ("arbitrary_speed.py", ["--augment-sizes", "32"])],
 )
 def test_speed_benchmark_prints_its_table(script, extra):
     result = run_benchmark(script, [*TINY, *extra], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fp32 eager (baseline)" in result.stdout and "× fp32 eager" in result.stdout
+    if script == "arbitrary_speed.py":
+        assert "StyleAugment() (shipped model), 32 px" in result.stdout
 
 
 def test_the_start_image_benchmark_scores_each_start_at_each_step():
