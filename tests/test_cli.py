@@ -194,7 +194,7 @@ def test_installed_commands_work_from_any_folder(tmp_path):
 def test_a_run_that_fails_before_its_first_step_leaves_no_folder(tmp_path):
     run_dir = tmp_path / "run"
     arguments = ["method=fast", "style=wave", "data=imagefolder", f"data.path={tmp_path / 'no'}"]
-    result = command("train", *arguments, f"hydra.run.dir={run_dir}", "logger=none")
+    result = command("train", *arguments, f"hydra.run.dir={run_dir}", "logger=csv")
     assert "Cannot load training images" in one_sentence(result)
     assert not run_dir.exists()
 
@@ -207,6 +207,9 @@ def test_a_run_folder_with_its_own_files_is_kept(tmp_path):
         (run_dir / ".hydra").mkdir(parents=True)
         (run_dir / ".hydra" / "config.yaml").write_text("seed: 0\n")
         (run_dir / "train.log").write_text("")
+        (run_dir / "hparams.yaml").write_text("seed: 0\n")  # the loggers' copy of the config
+        (run_dir / "wandb" / "offline-run-1").mkdir(parents=True)
+        (run_dir / "wandb" / "offline-run-1" / "run-1.wandb").write_bytes(b"config")
         if kept:
             (run_dir / "metrics.csv").write_text("step,loss\n0,1.0\n")
         with pytest.raises(UserError), discarded_on_failure(run_dir):

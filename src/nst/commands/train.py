@@ -160,17 +160,22 @@ def main(cfg: DictConfig) -> None:
         train(cfg)
 
 
+SETUP_FILES = ("train.log", "hparams.yaml")  # what a run writes before its first step
+SETUP_FOLDERS = (".hydra", "wandb")
+
+
 @contextmanager
 def discarded_on_failure(run_dir: Path | None) -> Iterator[None]:
-    """A run that fails before writing anything of its own (only Hydra's `.hydra/` and
-    `train.log` are there) leaves no run folder behind."""
+    """A run that fails before writing anything of its own (only its config and logs are there:
+    Hydra's `.hydra/` and `train.log`, the loggers' `hparams.yaml` and `wandb/`) leaves no run
+    folder behind."""
     try:
         yield
     except BaseException:
         if run_dir is None:
             raise
-        files = [path for path in run_dir.rglob("*") if path.is_file()]
-        if all(path.name == "train.log" or ".hydra" in path.parts for path in files):
+        files = [path.relative_to(run_dir) for path in run_dir.rglob("*") if path.is_file()]
+        if all(str(path) in SETUP_FILES or path.parts[0] in SETUP_FOLDERS for path in files):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
