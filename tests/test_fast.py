@@ -3,7 +3,7 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import ASSETS, load_script, wrong_kind_checkpoints
+from conftest import ASSETS, load_script, pattern, tiny_fast_checkpoint, wrong_kind_checkpoints
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -201,3 +201,28 @@ def test_validation_scores_whole_photos_with_the_evaluator(tmp_path):
         assert trainer.callback_metrics[f"val/distance/{name}"].item() == pytest.approx(expected)
     (grid,) = (tmp_path / "images").glob("*.png")
     assert load_image(grid).shape[-2:] == (2 * 40 + 3 * 2, 3 * 40 + 4 * 2)  # photos over outputs
+
+
+def test_a_thinner_network_distils_a_teacher_and_keeps_it_out_of_the_checkpoint(tmp_path):
+    """method.teacher: the loss is the pixel MSE to the teacher's output (the VGG is not run),
+    a few steps bring the student closer, and only the student is saved."""
+    teacher = tiny_fast_checkpoint(tmp_path / "teacher.ckpt", style="wave", seed=3)
+    torch.manual_seed(0)
+    module = build_module(f"method.teacher={teacher}", "method.network.channels=4")
+    module.on_fit_start()
+    photos = torch.cat([pattern(32, 32, seed=seed) for seed in range(4)])
+    optimizer = torch.optim.Adam(module.transform.parameters(), lr=5e-3)
+    module.loss.forward = None  # the perceptual loss must not be called
+    module.log_dict = lambda *args, **kwargs: None
+    losses = []
+    for _ in range(40):
+        _, terms = module.step(photos, "train")
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        losses.append(terms["distill"].item())
+    assert set(terms) == {"distill", "total"} and losses[-1] < 0.5 * losses[0], losses
+    assert all(key.startswith("transform.") for key in module.state_dict())
+    assert not any(p.requires_grad for p in module.teachers[0].parameters())
+    with pytest.raises(UserError, match="trained on wave, not on style=udnie"):
+        build_module(f"method.teacher={teacher}", style="udnie")

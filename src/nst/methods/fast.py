@@ -6,6 +6,7 @@ the style image (Gram matrices at relu1_2, relu2_2, relu3_3, relu4_3), plus tota
 Adam trains W on batches of photos. Stylising is then one forward pass (`nst.inference`).
 """
 
+import torch
 from torch import Tensor
 
 from nst.errors import UserError
@@ -21,6 +22,20 @@ def style_paths(style: dict) -> list[str]:
     """The style's image path(s): `style.image` is one path or a list of them."""
     images = style["image"]
     return [str(images)] if isinstance(images, str) else [str(path) for path in images]
+
+
+def load_teacher(source: str, style: dict) -> TransformNet:
+    """The frozen `TransformNet` of `source` (a zoo name or fast checkpoint), which must have
+    been trained on the run's style, for `teacher=` distillation."""
+    from nst.inference import load_stylizer  # inference needs no training code; not the reverse
+
+    stylizer = load_stylizer(source, kind="fast")
+    if stylizer.style_name != style.get("name"):
+        raise UserError(
+            f"method.teacher={source} was trained on {stylizer.style_name}, not on "
+            f"style={style.get('name')}: pass style={stylizer.style_name}."
+        )
+    return stylizer.network.eval().requires_grad_(False)
 
 
 class FastStyle(FeedForwardStyle):
@@ -59,6 +74,7 @@ class FastStyle(FeedForwardStyle):
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
         val_distances: bool = True,
+        teacher: str | None = None,
     ):
         super().__init__()
         if not style:
@@ -71,11 +87,17 @@ class FastStyle(FeedForwardStyle):
         self.build_loss()
         # Plain attributes, not buffers: the style images never enter a checkpoint.
         self.style_images = [load_image(path, style["size"]) for path in style_paths(style)]
+        # In a list, not a submodule: the teacher never enters a checkpoint either.
+        self.teachers = [load_teacher(teacher, style)] if teacher else []
 
     def setup(self, stage: str) -> None:
         """Encode the style's Gram targets once (before Lightning moves the module to a device)."""
         self.loss.set_style(self.style_images, self.hparams.style.get("blend"))
         super().setup(stage)
+
+    def on_fit_start(self) -> None:
+        for teacher in self.teachers:
+            teacher.to(self.device)
 
     def forward(self, content: Tensor) -> Tensor:
         return self.transform(content.contiguous(memory_format=self.memory_format))
@@ -83,8 +105,13 @@ class FastStyle(FeedForwardStyle):
     def step(self, content: Tensor, prefix: str) -> tuple[Tensor, dict[str, Tensor]]:
         """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
         output = self(content)
-        # The VGG runs fastest in the default layout on CPU, whatever the transform net's.
-        terms = self.loss(output.contiguous(), content=content.contiguous())
+        if self.teachers:  # distillation (Hinton et al. 2015) in pixel space: no VGG at all
+            with torch.no_grad():
+                target = self.teachers[0](content.contiguous())
+            distill = torch.nn.functional.mse_loss(output.float(), target.float())
+            terms = {"distill": distill, "total": distill}
+        else:  # the VGG runs fastest in the default layout on CPU, whatever the transform net's
+            terms = self.loss(output.contiguous(), content=content.contiguous())
         add_stability_term(terms, self, content, output, self.hparams)
         logged = {f"{prefix}/{name}": value for name, value in terms.items()}
         self.log_dict(logged, sync_dist=prefix == "val")  # val: averaged over DDP processes
