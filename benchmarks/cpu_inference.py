@@ -2,14 +2,15 @@
 way of running it on this CPU, in the same run, at equal output.
 
     nice -n 19 python benchmarks/cpu_inference.py [--sizes 512x512 1920x1080] [--repeats 3]
-        [--threads N] [--skip-compile] [--skip-evaluate] [--bf16]
+        [--threads N] [--skip-compile] [--skip-evaluate] [--bf16] [--model wave|CKPT]
 
 For each size it prints seconds per image (best of `--repeats` after a warm-up), the speed-up
 over fp32 eager, the largest absolute pixel difference to fp32 eager, and, at the first size,
 the relative change of `nst.evaluate.StyleEvaluator`'s content and style distances (a variant is
 kept only within 2%). The header measures this CPU's fp32 and bf16 matmul GFLOP/s (2048²) and the
 network's GFLOP per image, hence the compute floor. Weights are random (speed does not depend on
-training). Variants:
+training) unless `--model` names a zoo model or checkpoint, whose layout (say, a small
+variant's) is then the one timed. Variants:
 
 - channels_last: NHWC tensors and weights, oneDNN's blocked direct convolutions.
 - jit.freeze: traced, frozen, `optimize_for_inference` (oneDNN conv/ReLU fusion, folded weights).
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--skip-evaluate", action="store_true")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
+    parser.add_argument("--model", help="a zoo name or fast checkpoint (default: random weights)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     flags = cpu_flags()
@@ -186,6 +188,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     base = TransformNet().eval()
+    if args.model:  # a zoo model or checkpoint: its own network (a small variant is thinner)
+        from nst.inference import load_stylizer
+
+        base = load_stylizer(args.model, kind="fast").network.eval()
+        print(f"network: {args.model}, {sum(p.numel() for p in base.parameters()):,} parameters")
     with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
         for index, size in enumerate(args.sizes):
             width, height = (int(value) for value in size.split("x"))
