@@ -43,6 +43,7 @@ CASES = [
     ("an unknown zoo model", "stylize", ["model=wavee", "input=photo.jpg"]),
     ("a damaged checkpoint", "stylize", ["ckpt=damaged.ckpt", "input=photo.jpg"]),
     ("a strength out of range", "stylize", ["model=wave", "input=photo.jpg", "strength=2"]),
+    ("an unknown backend", "stylize", ["model=wave", "input=photo.jpg", "backend=tensorrt"]),
     (
         "a zoo model at a size too big to hold",
         "stylize",

@@ -70,6 +70,7 @@ def configured_stylizer(cfg: DictConfig, source: str | Path, styles: list[Tensor
         preserve_color=cfg.preserve_color,
         style_size=cfg.style_size,
         max_memory=cfg.max_memory,
+        backend=cfg.backend,
     )
 
 
@@ -148,8 +149,8 @@ def stylize(
     `seed`, any `method.*` key (`iterations`, `style_weight`, …) and `loss_net={...}`.
     With `ckpt` (a checkpoint from train.py) or `model` (a zoo model: `nst.zoo.names()`) the
     trained network stylises `content` in one forward pass; `size`, `device`, `precision`,
-    `preserve_color` and `strength` (0 … 1) apply. An arbitrary-method checkpoint takes `style`
-    (one image, or several mixed by `style_weights`).
+    `backend` (torch | onnxruntime), `preserve_color` and `strength` (0 … 1) apply. An
+    arbitrary-method checkpoint takes `style` (one image, or several mixed by `style_weights`).
     """
     cfg = compose_config("stylize", [f"method={method}"])
     cfg.ckpt = None if ckpt is None else str(ckpt)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from nst import tiling
+from nst.backends import check_backend, onnx_runner
 from nst.errors import UserError
 from nst.export import Signature, predictor_signature, transformer_signature
 from nst.image import check_color_mode, keep_content_colors, long_side_shape, resize_long_side
@@ -126,19 +127,23 @@ class Stylizer(nn.Module):
         strength: float,
         preserve_color: str,
         max_memory: int | str | None = None,
+        backend: str = "torch",
     ):
         super().__init__()
         if not 0.0 <= strength <= 1.0:
             raise UserError(f"strength must be between 0 and 1, got {strength}.")
         check_color_mode(preserve_color)
+        check_backend(backend)
         self.hparams, self.label = hparams or {}, label
         self.strength, self.preserve_color = float(strength), preserve_color
         # The network's activations stay within this budget: larger images run tiled, exactly.
         self.max_memory = tiling.parse_memory(max_memory) or tiling.DEFAULT_MAX_MEMORY
+        self.backend, self.runners = backend, {}
 
     def run_network(self, network: nn.Module, images: Tensor, *embedding: Tensor) -> Tensor:
         """`network(images, *embedding)`, tiled with whole-image statistics (`nst.tiling`) when
-        its activations would not fit `max_memory`, with a progress bar over the tiles."""
+        its activations would not fit `max_memory`, with a progress bar over the tiles; whole
+        images run on `backend` (`nst.backends`)."""
         if not isinstance(network, TransformNet | ConditionalTransformNet):
             return network(images, *embedding)  # a stand-in network: nothing to tile
         return tiling.forward_within_memory(
@@ -147,7 +152,22 @@ class Stylizer(nn.Module):
             *embedding,
             max_memory=self.max_memory,
             progress=tiling.progress_bar(),
+            whole=self.runner(network),
         )
+
+    def runner(self, network: nn.Module) -> Callable[..., Tensor] | None:
+        """What runs `network` on whole images: None for PyTorch itself, else the backend's
+        runner, built (for onnxruntime: exported) when first called."""
+        if self.backend == "torch":
+            return None
+
+        def run(*inputs: Tensor) -> Tensor:
+            if id(network) not in self.runners:
+                (signature,) = [sig for graph, sig in self.graphs().values() if graph is network]
+                self.runners[id(network)] = onnx_runner(network, signature)
+            return self.runners[id(network)](*inputs)
+
+        return run
 
     @property
     def style_name(self) -> str | None:
@@ -182,8 +202,9 @@ class FastStylizer(Stylizer):
         strength: float = 1.0,
         preserve_color: str = "none",
         max_memory: int | str | None = None,
+        backend: str = "torch",
     ):
-        super().__init__(hparams, label, strength, preserve_color, max_memory)
+        super().__init__(hparams, label, strength, preserve_color, max_memory, backend)
         self.network = network
 
     @classmethod
@@ -242,8 +263,9 @@ class ArbitraryStylizer(Stylizer):
         strength: float = 1.0,
         preserve_color: str = "none",
         max_memory: int | str | None = None,
+        backend: str = "torch",
     ):
-        super().__init__(hparams, label, strength, preserve_color, max_memory)
+        super().__init__(hparams, label, strength, preserve_color, max_memory, backend)
         self.predictor, self.transform = predictor, transform
         self.register_buffer("embedding", None)
         self.predictor_size: int | None = 256
@@ -321,6 +343,7 @@ def load_stylizer(
     style_size: int | None = 256,
     kind: str | None = None,
     max_memory: int | str | None = None,
+    backend: str = "torch",
 ) -> Stylizer:
     """The `Stylizer` of `source` (a zoo model name or a checkpoint path; see `read_source`).
 
@@ -328,7 +351,8 @@ def load_stylizer(
     any style; `None` leaves it unset (export, `StyleAugment`), an empty list is an error for it.
     A network trained on one style refuses `styles`. `strength` in [0, 1] tones the style down;
     `kind` (a `KINDS` key) refuses checkpoints of other methods. Images whose activations would
-    exceed `max_memory` (bytes or "4GiB"; None: `nst.tiling.DEFAULT_MAX_MEMORY`) run tiled.
+    exceed `max_memory` (bytes or "4GiB"; None: `nst.tiling.DEFAULT_MAX_MEMORY`) run tiled;
+    whole images run on `backend` (torch | onnxruntime, `nst.backends`).
     """
     checkpoint, label = read_source(source)
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
@@ -350,7 +374,12 @@ def load_stylizer(
     if styles:
         check_style_weights(styles, style_weights)
     stylizer = stylizer_class.from_checkpoint(
-        checkpoint, label, strength=strength, preserve_color=preserve_color, max_memory=max_memory
+        checkpoint,
+        label,
+        strength=strength,
+        preserve_color=preserve_color,
+        max_memory=max_memory,
+        backend=backend,
     ).eval()
     if styles:
         stylizer.set_styles(styles, style_weights, style_size)
@@ -372,6 +401,7 @@ def batch_stylizer(
     """A function stylising N×3×H×W float batches on `device` with `network` (a `Stylizer`, or
     any image-to-image module), output float32 there: the one way images, folders and videos
     run a network. It is moved to `device` channels-last (faster convolutions) once."""
+    check_backend(getattr(network, "backend", "torch"), device, precision)
     network = network.to(device=device, memory_format=torch.channels_last)
     autocast(device, precision)  # an unknown precision fails now, before any input is read
 

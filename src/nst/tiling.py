@@ -830,12 +830,15 @@ def forward_within_memory(
     *,
     max_memory: int | str | None = DEFAULT_MAX_MEMORY,
     progress: ProgressCallback | None = None,
+    whole: Callable[..., Tensor] | None = None,
 ) -> Tensor:
-    """`network(image[, embedding])`, untiled when its activations fit `max_memory`, else
-    `tiled_forward` (the same output to float rounding, see the module docstring)."""
+    """`network(image[, embedding])`, untiled when its activations fit `max_memory` (run by
+    `whole` if given, e.g. another backend), else `tiled_forward` (the same output to float
+    rounding, see the module docstring)."""
     budget = parse_memory(max_memory) or DEFAULT_MAX_MEMORY
     height, width = image.shape[-2:]
     first = network_stages(network, None if embedding is None else embedding[:1])
     if untiled_bytes(first.stages, height, width, len(image)) <= budget:
-        return network(image) if embedding is None else network(image, embedding)
+        run = whole or network
+        return run(image) if embedding is None else run(image, embedding)
     return tiled_forward(network, image, embedding, max_memory=budget, progress=progress)

@@ -1,0 +1,96 @@
+"""backend=onnxruntime: the same images as PyTorch, exported once and cached, bad uses refused."""
+
+import sys
+
+import pytest
+import torch
+from conftest import load_script, pattern, tiny_arbitrary_checkpoint, tiny_fast_checkpoint
+
+from nst import backends
+from nst.api import compose_config
+from nst.errors import UserError
+from nst.image import load_image
+from nst.inference import batch_stylizer, load_stylizer
+
+stylize_script = load_script("stylize")
+CLOSE = 1e-4  # ONNX Runtime fuses and reorders float32 arithmetic
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """An empty ONNX cache per test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "nst" / "onnx"
+
+
+def both_backends(source, images, **settings) -> tuple[torch.Tensor, torch.Tensor]:
+    outputs = []
+    for backend in ("torch", "onnxruntime"):
+        stylizer = load_stylizer(source, backend=backend, **settings)
+        outputs.append(batch_stylizer(stylizer, torch.device("cpu"))(images))
+    return outputs[0], outputs[1]
+
+
+def test_a_fast_network_gives_the_same_images_and_is_exported_once(tmp_path, cache, monkeypatch):
+    checkpoint = tiny_fast_checkpoint(tmp_path / "fast.ckpt")
+    images = torch.cat([pattern(37, 53, seed=0), pattern(37, 53, seed=1)])  # odd sizes, a batch
+    expected, output = both_backends(checkpoint, images)
+    assert output.shape == expected.shape and (output - expected).abs().max() < CLOSE
+    (exported,) = cache.glob("*.onnx")
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(backends, "export", no_export)
+    again = load_stylizer(checkpoint, backend="onnxruntime")
+    assert (batch_stylizer(again, torch.device("cpu"))(images) - expected).abs().max() < CLOSE
+    assert list(cache.glob("*.onnx")) == [exported]
+
+
+def test_an_arbitrary_network_gives_the_same_images(tmp_path):
+    checkpoint = tiny_arbitrary_checkpoint(tmp_path / "arbitrary.ckpt")
+    style = [pattern(48, 40, seed=5)]
+    expected, output = both_backends(checkpoint, pattern(45, 31, seed=2), styles=style)
+    assert (output - expected).abs().max() < CLOSE
+
+
+def test_images_beyond_max_memory_still_run_tiled_in_pytorch(tmp_path, cache, monkeypatch):
+    checkpoint = tiny_fast_checkpoint(tmp_path / "fast.ckpt")
+    image = pattern(120, 150, seed=3)
+    expected, output = both_backends(checkpoint, image, max_memory="600KB")
+    assert (output - expected).abs().max() < CLOSE
+    assert not list(cache.glob("*.onnx"))  # tiled: ONNX Runtime was never needed
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"backend": "tensorrt"}, "Unknown backend 'tensorrt'; use torch or onnxruntime."),
+        ({"device": "cuda"}, "backend=onnxruntime runs on the CPU: add device=cpu"),
+        ({"precision": "bf16"}, "backend=onnxruntime runs in fp32: drop precision=bf16."),
+    ],
+)
+def test_bad_uses_are_one_sentence(tmp_path, settings, message):
+    checkpoint = tiny_fast_checkpoint(tmp_path / "fast.ckpt")
+    with pytest.raises(UserError, match=message):
+        stylizer = load_stylizer(checkpoint, backend=settings.get("backend", "onnxruntime"))
+        device = torch.device(settings.get("device", "cpu"))
+        batch_stylizer(stylizer, device, settings.get("precision", "fp32"))
+
+
+def test_a_missing_onnxruntime_names_the_pip_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
+    stylizer = load_stylizer(tiny_fast_checkpoint(tmp_path / "fast.ckpt"), backend="onnxruntime")
+    with pytest.raises(UserError, match="needs the onnxruntime package: pip install onnxruntime"):
+        batch_stylizer(stylizer, torch.device("cpu"))(pattern(32, 32, seed=0))
+
+
+def test_stylize_with_a_zoo_model_on_onnxruntime(tmp_path):
+    outputs = {}
+    for backend in ("torch", "onnxruntime"):
+        output = tmp_path / f"{backend}.png"
+        arguments = ["model=wave", "input=sample:chelsea", "size=64", f"output={output}"]
+        stylize_script.main(compose_config("stylize", [*arguments, f"backend={backend}"]))
+        outputs[backend] = load_image(output)
+    assert outputs["torch"].shape[-1] == 64
+    assert (outputs["torch"] - outputs["onnxruntime"]).abs().max() <= 1 / 255 + 1e-6
