@@ -23,7 +23,7 @@ from nst.networks import (
     normalization,
 )
 from nst.predictors import InceptionPredictor, VGGPredictor
-from nst.style_data import StyleSet, holdout_indices
+from nst.style_data import PairedDataModule, StyleSet, holdout_indices
 from nst.training import warm_start
 from nst.vgg import LossNetwork
 
@@ -54,21 +54,21 @@ def synthetic_data(batch_size: int, *overrides: str, **style) -> ContentDataModu
     """data=synthetic as method=arbitrary sees it, with `style` options changed."""
     cfg = arbitrary_config(f"data.batch_size={batch_size}", *overrides).data
     settings = {key: value for key, value in cfg.items() if key not in ("_target_", "style")}
-    return ContentDataModule(
-        **{**settings, "seed": 0, "pair_styles": True}, style={**cfg.style, **style}
-    )
+    return PairedDataModule(**{**settings, "seed": 0}, style={**cfg.style, **style})
 
 
 def test_config_has_the_papers_layers_and_pairs_the_data():
     cfg = compose_config("train", ["method=arbitrary", "data=painter_by_numbers"])
     assert list(cfg.method.content_layers) == ["relu3_3"] and cfg.method.pooling == "avg"
     assert list(cfg.method.style_layers) == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
-    assert cfg.data.pair_styles is True and cfg.data.batch_size == 8
+    assert cfg.method.trains_on_styles is True and cfg.data.batch_size == 8
     assert list(cfg.data.style.random_size) == [128, 300]
-    assert (
-        compose_config("train", ["method=fast", "data=painter_by_numbers"]).data.pair_styles
-        is False
+    paired = train_script.build_data(
+        compose_config("train", ["method=arbitrary", "data=synthetic"])
     )
+    assert isinstance(paired, PairedDataModule)
+    fast = train_script.build_data(compose_config("train", ["method=fast", "data=synthetic"]))
+    assert type(fast) is ContentDataModule  # the same data settings, unpaired
 
 
 def test_conditional_instance_norm_with_a_one_hot_style_is_that_styles_instance_norm():
@@ -193,14 +193,13 @@ def test_paired_data_holds_styles_out_and_draws_random_style_sizes(tmp_path):
     folder.mkdir()
     for index in range(6):
         save_image(pattern(40, 50, seed=index), folder / f"painting_{index}.png")
-    data = ContentDataModule(
+    data = PairedDataModule(
         synthetic=8,
         size=32,
         crop=32,
         batch_size=4,
         workers=0,
         val_images=2,
-        pair_styles=True,
         style={
             "path": str(folder),
             "size": 32,
@@ -230,7 +229,7 @@ def test_paired_data_holds_styles_out_and_draws_random_style_sizes(tmp_path):
     with pytest.raises(UserError, match="not in the style set"):
         holdout_indices(["a.jpg"], ["z.jpg"], seed=0)
     with pytest.raises(UserError, match="trains on style images"):
-        ContentDataModule(synthetic=4, pair_styles=True)
+        PairedDataModule(synthetic=4)
 
 
 def test_checkpoint_holds_the_networks_and_rebuilds_the_vgg_it_names(tmp_path):
@@ -338,7 +337,7 @@ def test_the_zoo_data_config_trains_on_the_odd_half_of_pacs():
     cfg = compose_config(
         "train", train_script.style_overrides(["method=arbitrary", "data=bsds_paintings"])
     )
-    assert cfg.data.style.holdout == "paintings_pacs_art/even" and cfg.data.pair_styles
+    assert cfg.data.style.holdout == "paintings_pacs_art/even" and cfg.method.trains_on_styles
     assert [path.split("/")[-1] for path in cfg.data.style.path] == [
         "textures_dtd10",
         "paintings_pacs_art",

@@ -2,8 +2,9 @@ import pytest
 import torch
 from PIL import Image
 
-from nst.data import ContentDataModule, synthetic_images
+from nst.data import ContentDataModule
 from nst.errors import UserError
+from nst.image_sets import synthetic_images
 
 
 def photo_folder(folder, count, size=(60, 40)):
@@ -84,19 +85,19 @@ def test_an_unreachable_hub_fails_at_once_in_one_sentence(monkeypatch):
     import datasets
     from huggingface_hub import constants
 
-    from nst import data
+    from nst import image_sets
 
     monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # restored after the test
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    assert not data.hub_reachable()
+    assert not image_sets.hub_reachable()
     with pytest.raises(UserError, match="hub cannot be reached and it is not in the local cache"):
-        data.load_images("nst-test/no-such-dataset", "train", None, None)
+        image_sets.load_images("nst-test/no-such-dataset", "train", None, None)
     assert datasets.config.HF_HUB_OFFLINE  # offline for the rest of the run: no retries
 
 
 def test_a_local_folder_loads_without_download_bars(tmp_path, capfd):
-    from nst.data import load_images
+    from nst.image_sets import load_images
 
     dataset = load_images(str(photo_folder(tmp_path / "photos", 4)), "train", None, None)
     assert len(dataset) == 2  # the train_* files: the folder's own split

@@ -64,7 +64,7 @@ def painting_embeddings(
     each resized (long side) to `size`, as `style_embedding` does for a style image; neighbours of
     one size go through P together."""
     if isinstance(paintings, (str, Path)):
-        from nst.style_data import folder_images
+        from nst.image_sets import folder_images
 
         folder = Path(paintings).expanduser()
         paintings = [from_pil(record["image"]) for record in folder_images([folder])]

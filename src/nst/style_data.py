@@ -13,31 +13,23 @@ import datasets
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from nst.data import ContentDataModule
 from nst.errors import UserError
 from nst.image import to_rgb
+from nst.image_sets import (
+    ImageSet,
+    centre_crops,
+    folder_images,
+    image_column,
+    load_images,
+    shrink,
+    synthetic_images,
+)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 HOLDOUT_FILE = "styles_holdout.txt"
-
-
-def folder_images(folders: list[Path]) -> datasets.Dataset:
-    """Every image under `folders` (each sorted, recursive) with its name, as an HF dataset.
-
-    With one folder a name is the file's path inside it; with several it starts with the
-    folder's own name (`paintings_pacs_art/dog_pic_001.jpg`), so names stay unique."""
-    paths, names = [], []
-    for folder in folders:
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise UserError(f"{folder} holds no images; give a folder of .jpg or .png paintings.")
-        root = folder if len(folders) == 1 else folder.parent
-        paths += [str(path) for path in found]
-        names += [str(path.relative_to(root)) for path in found]
-    dataset = datasets.Dataset.from_dict({"image": paths, "name": names})
-    return dataset.cast_column("image", datasets.Image())
 
 
 def style_augmentation(size: int, crop: int) -> v2.Transform:
@@ -56,18 +48,6 @@ def style_augmentation(size: int, crop: int) -> v2.Transform:
             v2.RandomVerticalFlip(),
             v2.ToDtype(torch.float32, scale=True),
             v2.ColorJitter(brightness=0.8, saturation=(0.5, 1.5), hue=0.2),
-        ]
-    )
-
-
-def plain_transform(size: int, crop: int) -> v2.Transform:
-    """Resize (short side), centre crop, float [0, 1]: the grid's and evaluation's styles."""
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.Resize(size, antialias=True),
-            v2.CenterCrop(crop),
-            v2.ToDtype(torch.float32, scale=True),
         ]
     )
 
@@ -126,19 +106,6 @@ class PairedImages(Dataset):
         return self.content[index], self.styles[style]
 
 
-class StyleImages(Dataset):
-    """An HF image dataset as RGB float tensors through a torchvision transform."""
-
-    def __init__(self, dataset: datasets.Dataset, transform: v2.Transform):
-        self.dataset, self.transform = dataset, transform
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> Tensor:
-        return self.transform(to_rgb(self.dataset[index]["image"]))
-
-
 class RandomStyleSize:
     """Collate (content, style) pairs and resize the batch's styles to one random square size,
     drawn per batch from `sizes` = [low, high] (the paper's code: 128–300 px)."""
@@ -193,8 +160,6 @@ class StyleSet:
 
     def load(self, workers: int) -> tuple[datasets.Dataset, datasets.Dataset]:
         """(training styles, held-out styles) as HF datasets with `image` and `name` columns."""
-        from nst.data import image_column, load_images, shrink, synthetic_images
-
         if self.synthetic > 0:
             dataset = synthetic_images(self.synthetic, self.size + self.size // 4, self.seed + 1)
             names = [f"synthetic_{index:04d}" for index in range(len(dataset))]
@@ -244,7 +209,7 @@ class StyleSet:
 
     def grid(self, train: datasets.Dataset, held: datasets.Dataset) -> tuple[Tensor, int]:
         """The grid's styles: up to `grid_styles` seen then as many unseen; and the seen count."""
-        transform = plain_transform(self.size, self.crop)
+        transform = centre_crops(self.size, self.crop)
         seen = [
             transform(to_rgb(train[i]["image"])) for i in range(min(self.grid_styles, len(train)))
         ]
@@ -252,3 +217,40 @@ class StyleSet:
             transform(to_rgb(held[i]["image"])) for i in range(min(self.grid_styles, len(held)))
         ]
         return torch.stack(seen + unseen), len(seen)
+
+
+class PairedDataModule(ContentDataModule):
+    """`ContentDataModule` with a style set (`style`: `StyleSet` options): training batches are
+    (photos, styles) pairs, each photo with a random style resized per batch, and validation
+    batches are (photos, the grid's styles, how many of them are seen). train.py uses it for
+    methods whose config says `trains_on_styles` (method=arbitrary)."""
+
+    def __init__(self, *args, style: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.styles = StyleSet(**(style or {}), seed=self.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        super().setup(stage)
+        styles, held = self.styles.load(self.workers)
+        self.train_set = PairedImages(
+            self.train_set, ImageSet(styles, self.styles.train_transform())
+        )
+        grid, seen = self.styles.grid(styles, held)
+        content = [self.val_set[i] for i in range(len(self.val_set))]
+        batches = [torch.stack(content)] if self.val_size is None else [p[None] for p in content]
+        self.val_set = [(photos, grid, seen) for photos in batches] if content else []
+        if self.trainer is not None and held.num_rows:
+            folder = Path(self.trainer.default_root_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / HOLDOUT_FILE).write_text("".join(f"{name}\n" for name in held["name"]))
+
+    def train_dataloader(self) -> DataLoader:
+        collate = RandomStyleSize(self.styles.random_size)
+        return self.loader(
+            self.train_set, shuffle=True, batch_size=self.batch_size, collate=collate
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=None)  # ready-made batches

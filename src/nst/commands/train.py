@@ -160,6 +160,7 @@ def main(cfg: DictConfig) -> None:
         train(cfg)
 
 
+PAIRED_DATA = "nst.style_data.PairedDataModule"
 SETUP_FILES = ("train.log", "hparams.yaml")  # what a run writes before its first step
 SETUP_FOLDERS = (".hydra", "wandb")
 
@@ -180,6 +181,13 @@ def discarded_on_failure(run_dir: Path | None) -> Iterator[None]:
         raise
 
 
+def build_data(cfg: DictConfig) -> pl.LightningDataModule:
+    """The `data` group's module; for a method whose config says `trains_on_styles`, the same
+    settings as a `PairedDataModule` (photos paired with the style set `data.style`)."""
+    paired = {"_target_": PAIRED_DATA} if cfg.method.get("trains_on_styles") else {}
+    return instantiate(cfg.data, **paired)
+
+
 def train(cfg: DictConfig) -> None:
     """Build the data, method, logger and trainer `cfg` describes, and fit."""
     if "_target_" not in cfg.method:
@@ -194,7 +202,7 @@ def train(cfg: DictConfig) -> None:
     quiet_lightning()
     apply_speed_switches(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
+    datamodule = build_data(cfg)
     module = instantiate(cfg.method, _convert_="all")
     if cfg.init_from:
         print(warm_start(module, cfg.init_from))
