@@ -20,7 +20,7 @@ def basic_config(*overrides):
 
 
 def test_basic_config_has_every_seed_knob():
-    method, loss_net = basic_config()
+    method, loss_net = basic_config()  # with the top-level size and preserve_color filled in
     assert loss_net.arch == "vgg19"
     for knob in (
         "content_weight",

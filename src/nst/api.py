@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 from torch import Tensor
 
@@ -37,11 +37,13 @@ def as_tensor(image: ImageLike) -> Tensor:
 
 
 def method_config(cfg: DictConfig) -> DictConfig:
-    """The method section with the top-level aliases (`size`, `preserve_color`) applied."""
+    """The method section as the optimiser reads it: a copy with the top-level `size` (when
+    given) and `preserve_color`, which live only at the top level, filled in."""
     method = cfg.method.copy()
-    if cfg.size is not None:
-        method.size = cfg.size
-    method.preserve_color = cfg.preserve_color
+    with open_dict(method):
+        if cfg.size is not None:
+            method.size = cfg.size
+        method.preserve_color = cfg.preserve_color
     return method
 
 

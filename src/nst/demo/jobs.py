@@ -16,7 +16,7 @@ from torch import Tensor
 
 import nst
 from nst import zoo
-from nst.api import compose_config
+from nst.api import compose_config, method_config
 from nst.demo.uploads import DEFAULT_MAX_SIDE, read_source
 from nst.errors import UserError, user_error_cause
 from nst.image import (
@@ -198,9 +198,9 @@ class OptimisationJob:
         with HYDRA_LOCK:
             cfg = compose_config("stylize", [f"method={self.method}"])
         cfg.loss_net.weights = self.settings.vgg_weights
-        method = cfg.method
-        method.iterations, method.size = self.iterations, self.size
-        method.preserve_color, method.save_every = self.preserve_color, 0
+        cfg.size, cfg.preserve_color = self.size, self.preserve_color
+        method = method_config(cfg)
+        method.iterations, method.save_every = self.iterations, 0
         content = from_pil(self.photo)
         work_content = resize_long_side(content, self.size)
 
