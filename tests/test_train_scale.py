@@ -111,13 +111,11 @@ def test_wandb_offline_writes_a_run_with_the_config_metrics_and_images(tmp_path,
     assert checkpoint_step(tmp_path / "checkpoints" / "last.ckpt") == 4
 
 
-def test_speed_switches_need_a_method_that_has_them(tmp_path):
+def test_top_level_speed_switches_flow_into_the_method(tmp_path):
     cfg = in_process_config(tmp_path, "compile=true", "channels_last=true")
-    train_script.apply_speed_switches(cfg)
-    assert cfg.method.compile and cfg.method.channels_last
-    del cfg.method.compile
-    with pytest.raises(UserError, match="has no compile switch"):
-        train_script.apply_speed_switches(cfg)
+    assert cfg.method.compile is True and cfg.method.channels_last is True
+    cfg = in_process_config(tmp_path, "channels_last=true", "method.channels_last=false")
+    assert cfg.method.channels_last is False and cfg.method.compile is False  # the method's own
 
 
 def test_ddp_with_two_cpu_processes_trains_and_writes_one_checkpoint(tmp_path):

@@ -38,7 +38,6 @@ from nst.methods.common import quiet_lightning
 from nst.training import checkpoint_step, resolve_checkpoint, run_name, warm_start
 
 STYLES = config_dir() / "styles"
-SPEED_SWITCHES = ("compile", "channels_last")
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)  # sweep folder names
 
 
@@ -76,16 +75,6 @@ def missing_keys(config: DictConfig, prefix: str = "") -> list[str]:
         elif not OmegaConf.is_interpolation(config, key) and OmegaConf.is_dict(config[key]):
             found += missing_keys(config[key], f"{prefix}{key}.")
     return found
-
-
-def apply_speed_switches(cfg: DictConfig) -> None:
-    """Top-level `compile=true` / `channels_last=true` set the method's switch of that name."""
-    for switch in SPEED_SWITCHES:
-        if not cfg[switch]:
-            continue
-        if switch not in cfg.method:
-            raise UserError(f"method={cfg.method.name} has no {switch} switch; drop {switch}=.")
-        cfg.method[switch] = True
 
 
 def build_logger(cfg: DictConfig):
@@ -200,7 +189,6 @@ def train(cfg: DictConfig) -> None:
         raise UserError(f"{missing[0]} needs a value: add {missing[0]}=… to the command.")
     check_named_style(cfg)
     quiet_lightning()
-    apply_speed_switches(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg)
     module = instantiate(cfg.method, _convert_="all")
