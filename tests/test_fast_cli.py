@@ -166,6 +166,7 @@ def test_every_bad_checkpoint_use_exits_2_and_writes_nothing(checkpoint, tmp_pat
     "overrides, message",
     [
         (["method=basic"], "optimises a single image"),
+        (["method=improved"], "method=improved optimises a single image"),
         (["method=fast"], "trains one network per style"),
         (["method=fast", "style=wave", "data=imagefolder", "data.path=/nowhere"], "Cannot load"),
         (["method=fast", "style=wave", "data=imagefolder"], "data.path needs a value"),

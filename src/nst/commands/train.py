@@ -179,7 +179,7 @@ def build_data(cfg: DictConfig) -> pl.LightningDataModule:
 
 def train(cfg: DictConfig) -> None:
     """Build the data, method, logger and trainer `cfg` describes, and fit."""
-    if "_target_" not in cfg.method:
+    if not cfg.method.get("trainable", True):
         raise UserError(
             f"method={cfg.method.name} optimises a single image and trains nothing; run "
             f"python stylize.py method={cfg.method.name} input=PHOTO style=PAINTING instead."
