@@ -41,34 +41,9 @@ class ArbitraryStyle(FeedForwardStyle):
 
     distance_groups = ("seen", "unseen")
 
-    def __init__(
-        self,
-        name: str,
-        network: dict,
-        predictor: dict,
-        loss_net: dict,
-        content_weight: float,
-        style_weight: float,
-        tv_weight: float,
-        content_layers: list[str],
-        content_layer_weights: list[float] | None,
-        style_layers: list[str],
-        style_layer_weights: list[float] | None,
-        pooling: str,
-        lr: float,
-        trains_on_styles: bool = True,
-        channels_last: bool = False,
-        compile: bool = False,
-        stability_weight: float = 0.0,
-        stability_noise: float = 0.0,
-        stability_shift: float = 0.0,
-        stability_rotation: float = 0.0,
-        stability_zoom: float = 0.0,
-        lr_schedule: str = "constant",
-        warmup_steps: int = 0,
-        predictor_lr: float | None = None,
-        val_distances: bool = True,
-    ):
+    def __init__(self, network: dict, predictor: dict, loss_net: dict, **settings) -> None:
+        """`settings` are the keys every feed-forward method takes (conf/feed_forward.yaml) and
+        this method's own (conf/method/arbitrary.yaml: layers, pooling, `predictor_lr`, …)."""
         super().__init__()
         loss_network = self.build_loss()
         self.hparams.loss_net = resolved_loss_net(loss_network, loss_net)

@@ -50,32 +50,11 @@ class FastStyle(FeedForwardStyle):
     """
 
     def __init__(
-        self,
-        name: str,
-        network: dict,
-        style: dict | None,
-        loss_net: dict,
-        content_weight: float,
-        style_weight: float,
-        tv_weight: float,
-        content_layers: list[str],
-        content_layer_weights: list[float] | None,
-        style_layers: list[str],
-        style_layer_weights: list[float] | None,
-        pooling: str,
-        lr: float,
-        channels_last: bool = False,
-        compile: bool = False,
-        stability_weight: float = 0.0,
-        stability_noise: float = 0.0,
-        stability_shift: float = 0.0,
-        stability_rotation: float = 0.0,
-        stability_zoom: float = 0.0,
-        lr_schedule: str = "constant",
-        warmup_steps: int = 0,
-        val_distances: bool = True,
-        teacher: str | None = None,
-    ):
+        self, network: dict, style: dict | None, teacher: str | None = None, **settings
+    ) -> None:
+        """`settings` are the keys every feed-forward method takes (conf/feed_forward.yaml: loss
+        weights and layers, lr and schedule, speed and stability switches) and this method's
+        `name`, `content_layers` and `pooling` (conf/method/fast.yaml); all become hparams."""
         super().__init__()
         if not style:
             raise UserError(
