@@ -124,6 +124,8 @@ def add_model(
         "style": hparams.get("style", {}).get("image"),
         "steps": int(checkpoint.get("global_step", 0)),
     }
+    if hparams.get("teacher"):  # a distilled small variant: the model it reproduces
+        entries[name]["teacher"] = hparams["teacher"]
     with atomic_file(REGISTRY) as temporary:
         temporary.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
     return entries[name]
