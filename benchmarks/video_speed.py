@@ -1,7 +1,8 @@
 """Video speed: end-to-end frames/s of decode + stylise + encode, as `stylize.py ckpt= input=VIDEO`.
 
-    python benchmarks/video_speed.py [--sizes 1920x1080] [--frames 300] [--checkpoint CKPT]
+    python benchmarks/video_speed.py [--sizes 1920x1080] [--frames 300] [--checkpoint CKPT|NAME]
         [--precision bf16] [--batch-size 8] [--preset veryfast] [--device auto]
+        [--backend torch|onnxruntime]
     python benchmarks/video_speed.py --sizes 640x360 --frames 20 --device cpu      (CPU, small)
 
 For each size a synthetic H.264 clip with an AAC track (moving gradients plus noise, so the
@@ -76,13 +77,17 @@ def main() -> None:
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--backend", default="torch", help="with --checkpoint: torch | onnxruntime")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     device = torch_device(args.device)
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
-    network = load_stylizer(args.checkpoint) if args.checkpoint else TransformNet().eval()
+    if args.checkpoint:
+        network = load_stylizer(args.checkpoint, backend=args.backend)
+    else:
+        network = TransformNet().eval()
     stylize = batch_stylizer(network, device, precision)
     print(f"device {device}, precision {precision}, batch {args.batch_size}, x264 {args.preset}")
     print(f"{'size':>10} {'frames':>6} {'codecs only':>12} {'end to end':>11}  frames/s")
