@@ -3,7 +3,7 @@
     python benchmarks/arbitrary_speed.py                 # GPU: 256 px batch 16 / 512×512 batch 16
     python benchmarks/arbitrary_speed.py --device cpu    # CPU: 256 px batch 4 / 512×512 batch 1
         [--train-size 256] [--train-batch 16] [--frame 512 512] [--frame-batch 16]
-        [--steps 10] [--skip-compile] [--augment-sizes 128 224]
+        [--steps 10] [--skip-compile] [--skip-training] [--augment-sizes 128 224]
 
 Training figures are images/s of the real training step (style predictor on the style batch,
 transfer network forward, VGG16 loss on output, photo and style, backward, Adam) on batches
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--frame-batch", type=int)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--skip-training", action="store_true", help="inference rows only")
     parser.add_argument("--augment-sizes", type=int, nargs="*", default=[128, 224])
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -121,11 +122,13 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}")
 
-    rows = []
-    for label, variant in variants.items():
-        rows.append((label, training_rate(variant, args.train_size, train_batch, steps, device)))
-        print(f"  train  {label}: {rows[-1][1]:.2f} images/s", file=sys.stderr)
-    print_table(f"training, {args.train_size} px, batch {train_batch}", "images/s", rows)
+    if not args.skip_training:
+        rows = []
+        for label, variant in variants.items():
+            rate = training_rate(variant, args.train_size, train_batch, steps, device)
+            rows.append((label, rate))
+            print(f"  train  {label}: {rate:.2f} images/s", file=sys.stderr)
+        print_table(f"training, {args.train_size} px, batch {train_batch}", "images/s", rows)
 
     rows = []
     for label, variant in variants.items():
