@@ -21,6 +21,7 @@ variant's) is then the one timed. Variants:
 """
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -247,9 +248,8 @@ def main() -> None:
 
 
 def _copy(network: nn.Module) -> nn.Module:
-    clone = TransformNet().eval()
-    clone.load_state_dict(network.state_dict())
-    return clone
+    """A fresh copy of `network` (each variant may change its layout in place)."""
+    return copy.deepcopy(network).eval()
 
 
 def print_table(rows: list[tuple[str, float, float, str]], evaluated: bool) -> None:
