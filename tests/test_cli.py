@@ -192,11 +192,21 @@ def test_installed_commands_work_from_any_folder(tmp_path):
 
 
 def test_a_run_that_fails_before_its_first_step_leaves_no_folder(tmp_path):
-    run_dir = tmp_path / "run"
+    from conftest import ASSETS
+
     arguments = ["method=fast", "style=wave", "data=imagefolder", f"data.path={tmp_path / 'no'}"]
-    result = command("train", *arguments, f"hydra.run.dir={run_dir}", "logger=csv")
+    arguments += [f"style_dir={ASSETS / 'images' / 'style'}", "logger=csv"]
+    result = command("train", *arguments, cwd=tmp_path)  # into runs/fast_wave/<time>/
     assert "Cannot load training images" in one_sentence(result)
-    assert not run_dir.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_hydra_cannot_make_is_one_sentence(tmp_path):
+    result = command("train", "method=fast", "style=wave", "hydra.run.dir=/proc/nst_run")
+    assert one_sentence(result) == (
+        "error: Cannot write the run's files at /proc/nst_run (it takes no new files); "
+        "pick another hydra.run.dir."
+    )
 
 
 def test_a_run_folder_with_its_own_files_is_kept(tmp_path):

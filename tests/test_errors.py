@@ -35,7 +35,8 @@ def test_stylize_into_proc_exits_2_before_the_optimisation(image_files, capsys, 
     assert exit_.value.code == 2
     message = capsys.readouterr().err.strip()
     assert (
-        message.startswith("error: Cannot write to the output folder /proc") and "\n" not in message
+        message.startswith("error: Cannot write to the output folder /proc (it takes no new files)")
+        and "\n" not in message
     )
 
 

@@ -24,6 +24,12 @@ def user_error_cause(error: BaseException) -> UserError | None:
     return error
 
 
+def write_refusal(error: OSError) -> str:
+    """Why a folder refused a new file, in a few words."""
+    # /proc and its kind exist but answer ENOENT to every new name
+    return "it takes no new files" if error.errno == errno.ENOENT else error.strerror.lower()
+
+
 def machine_error(error: BaseException) -> str | None:
     """One sentence for a failed write (permission, read-only, disk full) or an allocation that
     did not fit in memory, else None."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nst.errors import UserError
+from nst.errors import UserError, write_refusal
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}  # written
 IMAGE_SUFFIXES = {*IMAGE_FORMATS, ".bmp", ".tif", ".tiff", ".gif"}  # read (a GIF: its first frame)
@@ -33,7 +33,7 @@ def check_folder(path: str | os.PathLike) -> Path:
         os.unlink(probe)
     except OSError as error:
         raise UserError(
-            f"Cannot write to the output folder {path.parent} ({error.strerror.lower()}); "
+            f"Cannot write to the output folder {path.parent} ({write_refusal(error)}); "
             "pick another output."
         ) from None
     return path

@@ -11,10 +11,11 @@ import difflib
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from nst.errors import on_sigterm
+from nst.errors import on_sigterm, write_refusal
 
 
 def config_dir() -> Path:
@@ -118,4 +119,14 @@ def run_command(main: Callable[[], None], config_name: str) -> None:
         if sentence is None:
             raise
         print(f"error: {sentence}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:  # Hydra's own files: the run folder, made before the command runs
+        frames = traceback.extract_tb(error.__traceback__)[1:]
+        if error.filename is None or any("/nst/" in frame.filename for frame in frames):
+            raise
+        print(
+            f"error: Cannot write the run's files at {error.filename} ({write_refusal(error)}); "
+            "pick another hydra.run.dir.",
+            file=sys.stderr,
+        )
         sys.exit(2)

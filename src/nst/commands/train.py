@@ -158,7 +158,8 @@ SETUP_FOLDERS = (".hydra", "wandb")
 def discarded_on_failure(run_dir: Path | None) -> Iterator[None]:
     """A run that fails before writing anything of its own (only its config and logs are there:
     Hydra's `.hydra/` and `train.log`, the loggers' `hparams.yaml` and `wandb/`) leaves no run
-    folder behind."""
+    folder behind, nor the empty folders above it that Hydra made (`runs/fast_wave/`) inside the
+    working folder."""
     try:
         yield
     except BaseException:
@@ -167,6 +168,13 @@ def discarded_on_failure(run_dir: Path | None) -> Iterator[None]:
         files = [path.relative_to(run_dir) for path in run_dir.rglob("*") if path.is_file()]
         if all(str(path) in SETUP_FILES or path.parts[0] in SETUP_FOLDERS for path in files):
             shutil.rmtree(run_dir, ignore_errors=True)
+            for parent in run_dir.resolve().parents:
+                if parent == Path.cwd() or not parent.is_relative_to(Path.cwd()):
+                    break
+                try:
+                    parent.rmdir()  # only while empty
+                except OSError:
+                    break
         raise
 
 
