@@ -201,6 +201,23 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_bad_data_is_said_before_any_logger_or_trainer_is_built(tmp_path, monkeypatch):
+    from conftest import ASSETS
+
+    from nst.api import compose_config
+    from nst.commands import train as train_script
+
+    def too_early(cfg):
+        raise AssertionError("a logger was built before the data was checked")
+
+    monkeypatch.setattr(train_script, "build_logger", too_early)
+    arguments = ["method=fast", "style=wave", "data=imagefolder", f"data.path={tmp_path / 'no'}"]
+    arguments.append(f"style_dir={ASSETS / 'images' / 'style'}")
+    cfg = compose_config("train", train_script.style_overrides(arguments))
+    with pytest.raises(UserError, match="Cannot load training images"):
+        train_script.train(cfg)
+
+
 def test_a_run_folder_hydra_cannot_make_is_one_sentence(tmp_path):
     result = command("train", "method=fast", "style=wave", "hydra.run.dir=/proc/nst_run")
     assert one_sentence(result) == (

@@ -228,23 +228,28 @@ class PairedDataModule(ContentDataModule):
     def __init__(self, *args, style: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.styles = StyleSet(**(style or {}), seed=self.seed)
+        self.held_names: list[str] = []
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        super().setup(stage)
-        styles, held = self.styles.load(self.workers)
-        self.train_set = PairedImages(
-            self.train_set, ImageSet(styles, self.styles.train_transform())
-        )
-        grid, seen = self.styles.grid(styles, held)
-        content = [self.val_set[i] for i in range(len(self.val_set))]
-        batches = [torch.stack(content)] if self.val_size is None else [p[None] for p in content]
-        self.val_set = [(photos, grid, seen) for photos in batches] if content else []
-        if self.trainer is not None and held.num_rows:
+        """Load photos and styles once; list the held-out styles in the run folder once a
+        trainer is attached (train.py sets the data up before it builds one)."""
+        if self.train_set is None:
+            super().setup(stage)
+            styles, held = self.styles.load(self.workers)
+            self.train_set = PairedImages(
+                self.train_set, ImageSet(styles, self.styles.train_transform())
+            )
+            grid, seen = self.styles.grid(styles, held)
+            content = [self.val_set[i] for i in range(len(self.val_set))]
+            batches = (
+                [torch.stack(content)] if self.val_size is None else [p[None] for p in content]
+            )
+            self.val_set = [(photos, grid, seen) for photos in batches] if content else []
+            self.held_names = list(held["name"]) if held.num_rows else []
+        if self.trainer is not None and self.held_names:
             folder = Path(self.trainer.default_root_dir)
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / HOLDOUT_FILE).write_text("".join(f"{name}\n" for name in held["name"]))
+            (folder / HOLDOUT_FILE).write_text("".join(f"{name}\n" for name in self.held_names))
 
     def train_dataloader(self) -> DataLoader:
         collate = RandomStyleSize(self.styles.random_size)

@@ -202,6 +202,7 @@ def train(cfg: DictConfig) -> None:
     module = instantiate(cfg.method, _convert_="all")
     if cfg.init_from:
         print(warm_start(module, cfg.init_from))
+    datamodule.setup("fit")  # bad or unreachable data: said before any logger or trainer work
     logger = build_logger(cfg)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=build_callbacks(cfg, logger))
     ckpt_path = resolve_checkpoint(
