@@ -209,3 +209,60 @@ def test_the_matched_start_is_the_photo_in_the_styles_colours():
         luminance_change.std() * photo_change.std()
     )
     assert correlation > 0.8  # … on the photo's structure
+
+
+def test_bf16_runs_the_vgg_in_bf16_and_returns_fp32_activations(content_image):
+    seen = []
+    network = LossNetwork("vgg19", "random", precision="bf16")
+    network.layers.conv2_1.register_forward_hook(lambda layer, args, out: seen.append(out.dtype))
+    reference = LossNetwork("vgg19", "random")(content_image, ["relu2_1"])["relu2_1"]
+    features = network(content_image, ["relu2_1"])["relu2_1"]
+    assert seen == [torch.bfloat16] and features.dtype == torch.float32
+    error = (features - reference).norm() / reference.norm()
+    assert 1e-4 < error < 2e-2  # rounded to bf16's 8 bits, not computed in fp32
+    with pytest.raises(UserError, match="Unknown precision 'int8'"):
+        LossNetwork("vgg19", "random", precision="int8")
+
+
+BF16_TOLERANCE = 0.05  # relative change of either evaluator distance, bf16 against fp32
+
+
+@pytest.mark.slow  # bf16 is emulated on CPUs without AVX-512 BF16: about 40 s here
+def test_bf16_and_fp32_optimisations_reach_the_same_distances(monkeypatch, capsys):
+    """20 L-BFGS iterations with the VGG passes under bf16 autocast land within
+    `BF16_TOLERANCE` of the fp32 run on both evaluator distances (random VGG weights)."""
+    import nst.methods.common
+    from nst.evaluate import StyleEvaluator
+
+    content, style = pattern(32, 32, seed=1), pattern(32, 32, seed=2)
+    method, loss_net = basic_config("size=32", "method.iterations=20", "method.tolerance=0")
+    outputs = {}
+    monkeypatch.setattr(nst.methods.common, "native_on_cpu", lambda precision: precision == "fp32")
+    for precision in ("fp32", "bf16"):
+        outputs[precision] = optimize_image(
+            content, [style], method, loss_net, device="cpu", progress=False, precision=precision
+        )
+    assert "this CPU has no native bf16 arithmetic" in capsys.readouterr().err
+    evaluator = StyleEvaluator(weights="random")
+    scores = {name: evaluator(image, content, style) for name, image in outputs.items()}
+    assert scores["fp32"]["style"] < evaluator(content, content, style)["style"]  # it did work
+    for distance in ("content", "style"):
+        change = abs(scores["bf16"][distance] / scores["fp32"][distance] - 1)
+        assert change < BF16_TOLERANCE, (distance, scores)
+
+
+def test_each_iteration_runs_the_vgg_once_and_the_targets_are_encoded_once(monkeypatch):
+    calls = []
+    forward = LossNetwork.forward
+
+    def counted(self, image, layers):
+        calls.append(image.requires_grad)
+        return forward(self, image, layers)
+
+    monkeypatch.setattr(LossNetwork, "forward", counted)
+    method, loss_net = basic_config("size=32", "method.iterations=7", "method.tolerance=0")
+    styles = [pattern(32, 32, seed=2), pattern(24, 32, seed=3)]
+    optimize_image(pattern(32, 32, seed=1), styles, method, loss_net, progress=False)
+    targets = [call for call in calls if not call]
+    assert len(targets) == 1 + len(styles)  # the photo once, each style once
+    assert len(calls) - len(targets) == 7  # one forward (and backward) of the image per step

@@ -7,7 +7,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-import nst
 from nst import training
 from nst.errors import UserError
 
@@ -163,24 +162,6 @@ def test_sweep_folders_are_named_by_the_swept_overrides(monkeypatch):
     assert training.run_name(["style.image=/a/b/c.jpg", "seed=1", "hydra.run.dir=x"]) == (
         "style.image=c.jpg,seed=1"
     )
-
-
-def test_basic_with_mixed_precision_runs_in_32_bit_and_says_so(image_files, capsys):
-    content, style = image_files
-    image = nst.stylize(
-        content,
-        style,
-        method="basic",
-        size=24,
-        iterations=2,
-        precision="bf16",
-        device="cpu",
-        loss_net={"arch": "vgg19", "weights": "random"},
-    )
-    assert image.size[0] == 24
-    assert "runs in 32-bit (Lightning has no mixed precision for L-BFGS)" in capsys.readouterr().err
-    with pytest.raises(UserError, match="Unknown precision 'int8'"):
-        nst.stylize(content, style, method="basic", precision="int8")
 
 
 def test_the_cosine_schedule_warms_up_then_decays_to_zero():

@@ -5,7 +5,6 @@ Options are the same names as on the command line (`conf/stylize.yaml` and `conf
 composed by Hydra, so the defaults have one home: the YAML files.
 """
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,18 +44,6 @@ def method_config(cfg: DictConfig) -> DictConfig:
             method.size = cfg.size
         method.preserve_color = cfg.preserve_color
     return method
-
-
-def warn_about_precision(cfg: DictConfig) -> None:
-    """basic/improved optimise in 32-bit: say so when `precision=` asks for bf16/fp16."""
-    if cfg.precision not in ("fp32", "bf16", "fp16"):
-        raise UserError(f"Unknown precision '{cfg.precision}'; use fp32, bf16 or fp16.")
-    if cfg.precision != "fp32":
-        print(
-            f"note: method={cfg.method.name} runs in 32-bit (Lightning has no mixed precision "
-            f"for L-BFGS); precision={cfg.precision} applies to trained networks (ckpt=).",
-            file=sys.stderr,
-        )
 
 
 def configured_stylizer(cfg: DictConfig, source: str | Path, styles: list[Tensor] | None):
@@ -100,7 +87,6 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
     if cfg.method.name in ("basic", "improved"):
         if not styles:
             raise UserError(f"method={cfg.method.name} needs a style image: add style=PATH.")
-        warn_about_precision(cfg)
         build = build_improved_loss if cfg.method.name == "improved" else build_loss
         return optimize_image(
             content,
@@ -111,6 +97,7 @@ def run(cfg: DictConfig, content: Tensor, styles: list[Tensor], **kwargs) -> Ten
             device=cfg.device,
             seed=cfg.seed,
             build=build,
+            precision=cfg.precision,
             **kwargs,
         )
     if cfg.method.name == "fast":
@@ -147,8 +134,9 @@ def stylize(
 ) -> Image.Image:
     """Stylise `content` with `style` (one image or several) and return a PIL image.
 
-    `options` are command-line names: `size`, `preserve_color`, `device`, `style_weights`,
-    `seed`, any `method.*` key (`iterations`, `style_weight`, …) and `loss_net={...}`.
+    `options` are command-line names: `size`, `preserve_color`, `device`, `precision` (basic and
+    improved: bf16/fp16 autocast of the VGG passes), `style_weights`, `seed`, any `method.*` key
+    (`iterations`, `style_weight`, …) and `loss_net={...}`.
     With `ckpt` (a checkpoint from train.py) or `model` (a zoo model: `nst.zoo.names()`) the
     trained network stylises `content` in one forward pass; `size`, `device`, `precision`,
     `backend` (torch | onnxruntime), `preserve_color` and `strength` (0 … 1) apply. An

@@ -8,7 +8,6 @@ a downloaded one never runs code, and rebuilt without Lightning. Adding a method
 one `Stylizer` subclass and one `KINDS` entry.
 """
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -21,10 +20,15 @@ from nst.backends import check_backend, onnx_runner
 from nst.errors import UserError
 from nst.export import Signature, predictor_signature, transformer_signature
 from nst.image import check_color_mode, keep_content_colors, long_side_shape, resize_long_side
-from nst.methods.common import available_memory, check_style_weights, torch_device
+from nst.methods.common import (
+    autocast,
+    available_memory,
+    check_style_weights,
+    note_if_emulated,
+    torch_device,
+)
 from nst.networks import MIN_SIDE, ConditionalTransformNet, TransformNet
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Whole-image bytes per output pixel besides the network (tiled within max_memory): the input and
 # output in float32 (12 B each), the resize and the 8-bit copies for saving.
 WHOLE_IMAGE_BYTES_PER_PIXEL = 40
@@ -386,15 +390,6 @@ def load_stylizer(
     return stylizer
 
 
-def autocast(device: torch.device, precision: str):
-    """An autocast context for `precision` (fp32 | bf16 | fp16) on `device`."""
-    if precision not in PRECISIONS:
-        raise UserError(f"Unknown precision '{precision}'; use fp32, bf16 or fp16.")
-    if PRECISIONS[precision] is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=PRECISIONS[precision])
-
-
 def batch_stylizer(
     network: nn.Module, device: torch.device, precision: str = "fp32"
 ) -> Callable[[Tensor], Tensor]:
@@ -403,7 +398,7 @@ def batch_stylizer(
     run a network. It is moved to `device` channels-last (faster convolutions) once."""
     check_backend(getattr(network, "backend", "torch"), device, precision)
     network = network.to(device=device, memory_format=torch.channels_last)
-    autocast(device, precision)  # an unknown precision fails now, before any input is read
+    note_if_emulated(precision, device)  # an unknown precision fails now, before any input
 
     @torch.inference_mode()
     def stylize(images: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.errors import UserError
+from nst.methods.common import autocast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class LossNetwork(nn.Module):
 
     It normalises its input for its weights' convention itself, computes nothing past the deepest
     requested layer, and keeps its weights as non-persistent buffers: they never receive gradients,
-    never appear in `parameters()` and never enter a checkpoint.
+    never appear in `parameters()` and never enter a checkpoint. With `precision` bf16 or fp16 its
+    convolutions run under autocast and it returns fp32 activations, so the losses (Gram
+    matrices, sums) and anything optimised against them stay in fp32.
     """
 
     def __init__(
@@ -60,10 +63,12 @@ class LossNetwork(nn.Module):
         arch: str = "vgg19",
         weights: str = "auto",
         pooling: str = "max",
+        precision: str = "fp32",
     ):
         super().__init__()
         if pooling not in ("max", "avg"):
             raise UserError(f"Unknown pooling '{pooling}'; use max or avg.")
+        self.autocast_dtype = autocast_dtype(precision)
         state, self.arch, self.source, convention = load_weights(arch, weights)
         self.pooling = pooling
         self.layer_names = layer_names(self.arch)
@@ -127,6 +132,14 @@ class LossNetwork(nn.Module):
         self.check_layers(wanted)
         last = max(self.layer_names.index(layer) for layer in wanted)
         x = ((image - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        if self.autocast_dtype is None:  # no context of its own: a caller's autocast still holds
+            return self.activations(x, wanted, last)
+        with torch.autocast(image.device.type, dtype=self.autocast_dtype):
+            features = self.activations(x, wanted, last)
+        return {name: value.float() for name, value in features.items()}
+
+    def activations(self, x: Tensor, wanted: set[str], last: int) -> dict[str, Tensor]:
+        """The `wanted` activations of the normalised input `x`, up to layer index `last`."""
         features, previous = {}, None
         for name, layer in list(self.layers.named_children())[: last + 1]:
             if isinstance(layer, nn.ReLU):

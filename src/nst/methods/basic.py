@@ -32,6 +32,7 @@ from nst.methods.common import (
     available_memory,
     check_loss_weights,
     check_style_weights,
+    note_if_emulated,
     quiet_lightning,
     torch_device,
 )
@@ -232,22 +233,26 @@ def optimize_image(
     progress: bool = True,
     callbacks: Sequence[pl.Callback] = (),
     build: Callable[[DictConfig, LossNetwork], PerceptualLoss] = build_loss,
+    precision: str = "fp32",
 ) -> Tensor:
     """Stylise `content` with `styles` by optimising the image; returns 1×3×H×W in [0, 1].
 
     `content` and `styles` come at any size: content is resized to `method.size` (long side),
     styles to `method.size × method.style_scale`. With `method.scales` the image is optimised
     for `method.iterations` steps at each scale's size in turn, upsampled from one to the next.
+    `precision` bf16 or fp16 runs the VGG passes under autocast; the image, L-BFGS's state and
+    the loss sums stay in fp32, so the line search sees consistent values.
     """
     check_config(method)
     check_style_weights(styles, style_weights)
     quiet_lightning()
     target_device = torch_device(device)
+    note_if_emulated(precision, target_device)
     check_fits_in_memory(content.shape, styles, method, target_device)
     if method.size is not None:
         content = resize_long_side(content, method.size)
     sizes = scale_sizes(method.get("scales"), max(content.shape[-2:]))
-    loss_network = LossNetwork(loss_net.arch, loss_net.weights, method.pooling)
+    loss_network = LossNetwork(loss_net.arch, loss_net.weights, method.pooling, precision)
     loss = build(method, loss_network).to(target_device)
     mode = method.preserve_color
     image = None
