@@ -2,13 +2,17 @@
 
     python benchmarks/zoo_quality.py wave udnie runs/fast_x/…/last.ckpt
         [--photos 'DIR/test_*.jpg'] [--count 20] [--size 512] [--style-dir DIR] [--sheet out.jpg]
+        [--basic 3] [--basic-iterations 300]
 
 Each model (a zoo name or a checkpoint) stylises the first `--count` photos in name order at long
 side `--size`; the fixed evaluator (`nst.evaluate.StyleDistances`) scores every output against its
 photo and the model's style image. Prints the mean style and content distances and SSIM, the
 reference model's (lengstrom's published fast models on the same 20 photos at 512 px, where the
 model's style has one) and the ratios. `--sheet` writes the first four outputs of every model as
-one JPEG, to look at.
+one JPEG, to look at. `--basic N` also runs the basic method (Gatys et al., today's defaults
+with the stopping rule off) for `--basic-iterations` on the first N photos with each model's
+style, and prints it beside the model on those same photos (about 4 minutes per photo at 512 px
+on a 2-core CPU).
 """
 
 import argparse
@@ -18,9 +22,11 @@ from pathlib import Path
 
 import torch
 
+from nst.api import compose_config, method_config
 from nst.evaluate import StyleDistances
 from nst.image import load_image, resize_long_side, save_image
 from nst.inference import load_stylizer
+from nst.methods.basic import optimize_image
 
 REFERENCE = {  # style / content of the published models (issue 10's quality bar)
     "wave": (0.132, 1.046),
@@ -68,6 +74,42 @@ def score(
     return {name: float(value) for name, value in metric.compute().items()}
 
 
+def score_basic(style, paths: list[str], size: int, iterations: int) -> dict[str, float]:
+    """Mean distances of the basic method's images of `paths` in `style` after `iterations`
+    L-BFGS iterations at long side `size` (the stopping rule off, every other knob default)."""
+    overrides = [f"size={size}", f"method.iterations={iterations}", "method.tolerance=0"]
+    cfg = compose_config("stylize", overrides)
+    metric = distances()
+    metric.reset()
+    for path in paths:
+        photo = resize_long_side(load_image(path), size)
+        output = optimize_image(photo, [style], method_config(cfg), cfg.loss_net, progress=False)
+        metric.update(output, photo, style)
+    return {name: float(value) for name, value in metric.compute().items()}
+
+
+def table_row(scores: dict[str, float]) -> str:
+    return " ".join(f"{scores[name]:11.3f}" for name in ("style", "content", "ssim"))
+
+
+def compare_with_basic(args: argparse.Namespace) -> None:
+    """Each model beside the basic method on the first `args.basic` photos."""
+    paths = sorted(glob.glob(args.photos))[: args.basic]
+    print(f"\nfirst {len(paths)} photos at {args.size} px: each model and the basic method")
+    print(f"{'model':40} {'style':>11} {'content':>11} {'SSIM':>11}")
+    styles_done = set()
+    for source in args.models:
+        stylizer = load_stylizer(source)
+        model = score(source, args.basic, args.size, args.photos, args.style_dir)
+        print(f"{source[-40:]:40} {table_row(model)}", flush=True)
+        if stylizer.style_name not in styles_done:
+            styles_done.add(stylizer.style_name)
+            style = style_image(stylizer.hparams, args.style_dir)
+            basic = score_basic(style, paths, args.size, args.basic_iterations)
+            label = f"basic, {args.basic_iterations} it, {stylizer.style_name}"
+            print(f"{label[-40:]:40} {table_row(basic)}", flush=True)
+
+
 @cache
 def distances() -> StyleDistances:
     """One metric (its VGG19 loads once)."""
@@ -92,6 +134,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--style-dir", default=STYLE_DIR)
     parser.add_argument("--sheet", default=None)
+    parser.add_argument("--basic", type=int, default=0, help="photos for the basic comparison")
+    parser.add_argument("--basic-iterations", type=int, default=300)
     args = parser.parse_args()
 
     rows, sheet = [], []
@@ -117,6 +161,8 @@ def main() -> None:
         print(f"{source[-40:]:40} " + " ".join(f"{value:11.3f}" for value in figures))
     if args.sheet:
         save_sheet(sheet, args.sheet)
+    if args.basic:
+        compare_with_basic(args)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,16 @@ def test_the_augmentation_experiment_runs_end_to_end_on_a_tiny_subset(tmp_path):
         assert row in result.stdout
     assert all(domain in result.stdout for domain in ("painting", "cartoon", "sketch"))
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_the_zoo_benchmark_scores_a_model_and_the_basic_method_beside_it():
+    arguments = ["wave", "--count", "1", "--size", "32", "--basic", "1", "--basic-iterations", "2"]
+    result = run_benchmark("zoo_quality.py", arguments, 300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip()]
+    model = [row for row in rows if row[0] == "wave" and len(row) == 4]
+    basic = [row for row in rows if row[:2] == ["basic,", "2"]]
+    assert len(model) == 1 and len(basic) == 1 and basic[0][3] == "wave"
+    first_table = next(row for row in rows if row[0] == "wave")  # style, content, SSIM
+    assert model[0][1:] == first_table[1:4]  # the same photo, the same numbers
+    assert all(float(value) > 0 for value in basic[0][4:])
