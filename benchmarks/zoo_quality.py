@@ -79,11 +79,12 @@ def score_basic(style, paths: list[str], size: int, iterations: int) -> dict[str
     L-BFGS iterations at long side `size` (the stopping rule off, every other knob default)."""
     overrides = [f"size={size}", f"method.iterations={iterations}", "method.tolerance=0"]
     cfg = compose_config("stylize", overrides)
+    method = method_config(cfg)
     metric = distances()
     metric.reset()
     for path in paths:
         photo = resize_long_side(load_image(path), size)
-        output = optimize_image(photo, [style], method_config(cfg), cfg.loss_net, progress=False)
+        output = optimize_image(photo, [style], method, cfg.loss_net, progress=False)
         metric.update(output, photo, style)
     return {name: float(value) for name, value in metric.compute().items()}
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.errors import UserError
-from nst.methods.common import autocast_dtype
+from nst.methods.common import autocast, autocast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ class LossNetwork(nn.Module):
         super().__init__()
         if pooling not in ("max", "avg"):
             raise UserError(f"Unknown pooling '{pooling}'; use max or avg.")
-        self.autocast_dtype = autocast_dtype(precision)
+        autocast_dtype(precision)  # an unknown precision fails here, before any weights load
+        self.precision = precision
         state, self.arch, self.source, convention = load_weights(arch, weights)
         self.pooling = pooling
         self.layer_names = layer_names(self.arch)
@@ -132,10 +133,10 @@ class LossNetwork(nn.Module):
         self.check_layers(wanted)
         last = max(self.layer_names.index(layer) for layer in wanted)
         x = ((image - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        if self.autocast_dtype is None:  # no context of its own: a caller's autocast still holds
-            return self.activations(x, wanted, last)
-        with torch.autocast(image.device.type, dtype=self.autocast_dtype):
+        with autocast(image.device, self.precision):  # fp32: none, so a caller's still holds
             features = self.activations(x, wanted, last)
+        if self.precision == "fp32":
+            return features
         return {name: value.float() for name, value in features.items()}
 
     def activations(self, x: Tensor, wanted: set[str], last: int) -> dict[str, Tensor]:
