@@ -3,9 +3,11 @@
     python benchmarks/basic_speed.py [--sizes 512 256] [--iterations 20] [--device auto]
         [--full-run]   # also time `stylize.py` for 500 iterations at 512 px, start-up included
 
-Figures: L-BFGS iterations/s per size (after warm-up), start-up (process start to the first
-iteration, and how far above the floor of importing torch and Lightning), and the ratio to
-pastiche (`python -m pastiche`, same images, sizes and layers).
+Figures: L-BFGS iterations/s per size (after warm-up) in fp32 and, where the device computes
+bf16 natively (a GPU, or a CPU with AVX-512 BF16 or AMX), with `precision=bf16`; start-up
+(process start to the first iteration, and how far above the floor of importing torch and
+Lightning); the ratio to pastiche (`python -m pastiche`, same images, sizes and layers), and
+bf16's to nst's own fp32.
 """
 
 import argparse
@@ -22,6 +24,7 @@ from pytorch_lightning import Callback
 from nst.api import compose_config, method_config
 from nst.image import save_image
 from nst.methods.basic import optimize_image
+from nst.methods.common import native_on_cpu, torch_device
 from nst.samples import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +42,7 @@ class StepClock(Callback):
         self.times.append(time.perf_counter())
 
 
-def nst_iterations_per_second(size: int, iterations: int, device: str) -> float:
+def nst_iterations_per_second(size: int, iterations: int, device: str, precision: str) -> float:
     cfg = compose_config(
         "stylize", [f"size={size}", f"method.iterations={iterations}", "method.tolerance=0"]
     )
@@ -52,6 +55,7 @@ def nst_iterations_per_second(size: int, iterations: int, device: str) -> float:
         device=device,
         progress=False,
         callbacks=[clock],
+        precision=precision,
     )
     warm = clock.times[2:]  # skip the first steps (allocation, L-BFGS start)
     return (len(warm) - 1) / (warm[-1] - warm[0])
@@ -129,16 +133,22 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
+    # Emulated bf16 (a CPU without AVX-512 BF16) is many times slower than fp32: no row then.
+    native_bf16 = torch_device(args.device).type == "cuda" or native_on_cpu("bf16")
     with tempfile.TemporaryDirectory() as folder:
         content, style = Path(folder) / "content.png", Path(folder) / "style.png"
         save_image(load_sample("sample:chelsea"), content)
         save_image(load_sample("sample:mosaic"), style)
         for size in args.sizes:
-            ours = nst_iterations_per_second(size, args.iterations, args.device)
+            ours = nst_iterations_per_second(size, args.iterations, args.device, "fp32")
             theirs = pastiche_iterations_per_second(
                 size, args.iterations, args.device, content, style
             )
             rows.append((f"L-BFGS it/s at {size} px", ours, theirs))
+            if native_bf16:
+                bf16 = nst_iterations_per_second(size, args.iterations, args.device, "bf16")
+                rows.append((f"  bf16 at {size} px (ratio: pastiche)", bf16, theirs))
+                rows.append(("  bf16 ratio to nst fp32", bf16 / ours, None))
     # Start-up: a one-iteration run at 64 px is start-up plus a negligible step.
     startup = min(command_seconds("size=64", "method.iterations=1") for _ in range(2))
     rows.append(("start-up to first iteration, s", startup, None))

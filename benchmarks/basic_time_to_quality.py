@@ -2,7 +2,7 @@
 fp32 default reaches after 300 iterations.
 
     python benchmarks/basic_time_to_quality.py [--pairs CONTENT:STYLE ...] [--size 512]
-        [--iterations 300] [--every 25] [--cap 0.75] [--variants matched scales]
+        [--iterations 300] [--every 25] [--cap 0.75] [--variants matched scales bf16 …]
 
 Per pair, the baseline (fp32, one scale, the photo as the start, stopping rule off) runs
 `--iterations` L-BFGS iterations; `nst.evaluate.StyleEvaluator`'s style and content distances
@@ -19,11 +19,13 @@ import time
 
 import pytorch_lightning as pl
 from quality_basic_improved import pair_paths
+from torch.cuda import is_available as cuda_available
 
 from nst.api import compose_config, method_config
 from nst.evaluate import StyleEvaluator
 from nst.image import load_image, resize_long_side
 from nst.methods.basic import optimize_image
+from nst.methods.common import native_on_cpu
 
 PAIRS = [
     "content/chicago.jpg:style/starry_night.jpg",
@@ -35,7 +37,13 @@ VARIANTS = {
     "matched": ["method.init=matched"],  # the stopping rule stays on, as by default
     "scales": ["method.scales=2"],
     "scales+matched": ["method.scales=2", "method.init=matched"],
+    "bf16": ["precision=bf16"],  # VGG passes under autocast: native bf16 only (below)
+    "bf16+scales+matched": ["precision=bf16", "method.scales=2", "method.init=matched"],
 }
+# Emulated bf16 (a CPU without AVX-512 BF16) is many times slower than fp32: not run by default.
+DEFAULT_VARIANTS = [
+    name for name in VARIANTS if "bf16" not in name or cuda_available() or native_on_cpu("bf16")
+]
 
 
 class Scores(pl.Callback):
@@ -68,7 +76,13 @@ def run(content, style, photo, overrides, evaluator, every, target=None, limit=f
     cfg = compose_config("stylize", overrides)
     scores = Scores(evaluator, photo, style, every, target, limit)
     optimize_image(
-        content, [style], method_config(cfg), cfg.loss_net, progress=False, callbacks=[scores]
+        content,
+        [style],
+        method_config(cfg),
+        cfg.loss_net,
+        progress=False,
+        callbacks=[scores],
+        precision=cfg.precision,
     )
     return scores.history
 
@@ -80,7 +94,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--cap", type=float, default=0.75)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     args = parser.parse_args()
 
     evaluator = StyleEvaluator()
