@@ -24,7 +24,7 @@ from pytorch_lightning import Callback
 from nst.api import compose_config, method_config
 from nst.image import save_image
 from nst.methods.basic import optimize_image
-from nst.methods.common import native_on_cpu, torch_device
+from nst.methods.common import runs_natively, torch_device
 from nst.samples import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def main() -> None:
 
     rows = []
     # Emulated bf16 (a CPU without AVX-512 BF16) is many times slower than fp32: no row then.
-    native_bf16 = torch_device(args.device).type == "cuda" or native_on_cpu("bf16")
+    native_bf16 = runs_natively("bf16", torch_device(args.device))
     with tempfile.TemporaryDirectory() as folder:
         content, style = Path(folder) / "content.png", Path(folder) / "style.png"
         save_image(load_sample("sample:chelsea"), content)

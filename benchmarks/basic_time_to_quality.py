@@ -19,13 +19,12 @@ import time
 
 import pytorch_lightning as pl
 from quality_basic_improved import pair_paths
-from torch.cuda import is_available as cuda_available
 
 from nst.api import compose_config, method_config
 from nst.evaluate import StyleEvaluator
 from nst.image import load_image, resize_long_side
 from nst.methods.basic import optimize_image
-from nst.methods.common import native_on_cpu
+from nst.methods.common import runs_natively, torch_device
 
 PAIRS = [
     "content/chicago.jpg:style/starry_night.jpg",
@@ -42,7 +41,7 @@ VARIANTS = {
 }
 # Emulated bf16 (a CPU without AVX-512 BF16) is many times slower than fp32: not run by default.
 DEFAULT_VARIANTS = [
-    name for name in VARIANTS if "bf16" not in name or cuda_available() or native_on_cpu("bf16")
+    name for name in VARIANTS if "bf16" not in name or runs_natively("bf16", torch_device("auto"))
 ]
 
 

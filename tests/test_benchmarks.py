@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT, script_env
 
-from nst.methods.common import native_on_cpu
+from nst.methods.common import runs_natively, torch_device
 
 TINY = [
     "--device",
@@ -69,7 +69,7 @@ def test_the_time_to_quality_benchmark_runs_the_baseline_then_each_variant():
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("sample:")]
     # The bf16 variants run by default only where bf16 is native (emulated, it is far slower).
-    bf16 = ["bf16", "bf16+scales+matched"] if native_on_cpu("bf16") else []
+    bf16 = ["bf16", "bf16+scales+matched"] if runs_natively("bf16", torch_device("auto")) else []
     variants = ["matched", "scales", "scales+matched", *bf16]
     assert [row[1] for row in rows] == ["baseline", *variants]
     assert rows[0][3] == "1.00" and float(rows[0][4]) > 0  # the target's style distance
