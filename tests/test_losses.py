@@ -28,6 +28,25 @@ def test_gram_matrix_is_symmetric_and_normalised_by_positions():
     torch.testing.assert_close(gram_matrix(features.repeat(1, 1, 2, 3)), gram)
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.5])
+def test_gram_matrix_gradient_is_the_analytic_one(shift):
+    features = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: gram_matrix(x, shift), (features,))
+    # Second order too (a loss of a gradient, e.g. a gradient penalty, must still work).
+    assert torch.autograd.gradgradcheck(lambda x: gram_matrix(x, shift), (features,))
+
+
+def test_gram_matrix_under_bf16_autocast_returns_gradients_in_the_features_dtype():
+    features = torch.randn(1, 4, 6, 6, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(features)
+    assert gram.dtype == torch.bfloat16
+    gram.float().square().sum().backward()
+    assert features.grad.dtype == torch.float32
+    exact = torch.autograd.grad(gram_matrix(features).square().sum(), features)[0]
+    torch.testing.assert_close(features.grad, exact, rtol=0.05, atol=0.05)
+
+
 @pytest.mark.parametrize("shift", [-1.0, 0.5])
 def test_gram_shift_adds_the_algebraic_terms(shift):
     features = torch.rand(2, 4, 5, 5)
