@@ -107,14 +107,6 @@ def test_cross_layer_correlation_matches_its_definition(upsample, blur_steps):
     torch.testing.assert_close(cross_layer_correlation(shallow, same_size), expected)
 
 
-def test_cross_layer_correlation_gradient_is_the_analytic_one():
-    shallow = torch.randn(2, 3, 5, 7, dtype=torch.float64, requires_grad=True)
-    deep = torch.randn(2, 4, 2, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(cross_layer_correlation, (shallow, deep))
-    same_size = torch.randn(2, 4, 5, 7, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(cross_layer_correlation, (shallow, same_size))
-
-
 def test_binomial_blur_keeps_constants_and_smooths():
     constant = torch.full((1, 2, 6, 7), -0.7)
     torch.testing.assert_close(binomial_blur(constant), constant)
