@@ -107,6 +107,47 @@ def test_cross_layer_correlation_matches_its_definition(upsample, blur_steps):
     torch.testing.assert_close(cross_layer_correlation(shallow, same_size), expected)
 
 
+LAYOUTS = [torch.contiguous_format, torch.channels_last]
+
+
+def feature_map(*shape: int, layout=torch.contiguous_format) -> torch.Tensor:
+    """A float64 map in `layout` that requires a gradient (VGG's maps are channels_last)."""
+    values = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=layout)
+    return values.requires_grad_()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("deep_size", [(4, 6), (9, 13)])
+def test_cross_layer_correlation_gradients_are_exact_in_either_layout(layout, deep_size):
+    # The block-sum route (deeper map pooled once) and the same-size route (one product).
+    shallow, deep = feature_map(2, 3, 9, 13, layout=layout), feature_map(2, 4, *deep_size)
+    assert torch.autograd.gradcheck(cross_layer_correlation, (shallow, deep))
+    assert torch.autograd.gradgradcheck(cross_layer_correlation, (shallow, deep))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("term", ["correlation", "gram", "content"])
+def test_loss_gradients_keep_the_feature_layout(layout, term):
+    # A gradient in another layout than its map costs a copy before the VGG backward.
+    shallow, deep = feature_map(1, 8, 9, 13, layout=layout), feature_map(1, 8, 4, 6, layout=layout)
+    if term == "correlation":
+        loss = cross_layer_correlation(shallow, deep).sum()
+    elif term == "gram":
+        loss = gram_matrix(shallow).sum() + gram_matrix(deep).sum()
+    else:
+        loss = content_loss(shallow, torch.rand_like(shallow)) + content_loss(
+            deep, deep.detach() / 2
+        )
+    gradients = torch.autograd.grad(loss, (shallow, deep))
+    assert all(gradient.is_contiguous(memory_format=layout) for gradient in gradients)
+
+
+def test_content_loss_gradient_is_exact_for_features_and_a_broadcast_target():
+    features, target = feature_map(2, 3, 5, 4), feature_map(1, 3, 5, 4)
+    assert torch.autograd.gradcheck(content_loss, (features, target))
+    assert torch.autograd.gradgradcheck(content_loss, (features, target))
+
+
 def test_binomial_blur_keeps_constants_and_smooths():
     constant = torch.full((1, 2, 6, 7), -0.7)
     torch.testing.assert_close(binomial_blur(constant), constant)
