@@ -10,6 +10,7 @@
 2. Wall time of a multi-scale run to `--large` px (`--scales` octaves, `--scale-iterations`
    steps at each) against a single-scale `--large` px run of the same iteration count, for both
    methods; target ≤ 1.5×. On CUDA the peak GPU memory of every scale is listed too.
+   `--large 0` skips it.
 
 Times are wall-clock seconds on a GPU and process CPU seconds on a CPU (`--clock auto`): on a
 shared CPU the wall clock swings with other processes' load, while CPU time (best with
@@ -107,7 +108,8 @@ def main() -> None:
         f"device: {device}, torch threads: {torch.get_num_threads()}, {clock} seconds", flush=True
     )
     compare_iterations(args)
-    compare_scales(args)
+    if args.large:
+        compare_scales(args)
 
 
 def compare_iterations(args: argparse.Namespace) -> None:
