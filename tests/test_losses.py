@@ -126,6 +126,25 @@ def test_cross_layer_correlation_gradients_are_exact_in_either_layout(layout, de
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shallow_size", [(9, 13), (13, 18)])
+def test_nearest_upsampling_and_block_sums_have_exact_gradients(layout, shallow_size):
+    # Each is the other's backward; odd sizes exercise the replicated last rows and columns.
+    deep = feature_map(2, 3, 3, 4, layout=layout)
+    shallow = feature_map(2, 3, *shallow_size, layout=layout)
+    for function, tensor, size in [
+        (upsample_nearest, deep, shallow_size),
+        (block_sums, shallow, (3, 4)),
+    ]:
+        assert torch.autograd.gradcheck(lambda x, f=function, s=size: f(x, s), (tensor,))
+        assert torch.autograd.gradgradcheck(lambda x, f=function, s=size: f(x, s), (tensor,))
+    assert upsample_nearest(deep, shallow_size).is_contiguous(memory_format=layout)
+    # The upsampling route of the chain (nearest, then the blur of §3.6).
+    assert torch.autograd.gradcheck(
+        lambda x, y: cross_layer_correlation(x, y, "nearest", 1), (shallow, deep)
+    )
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("term", ["correlation", "gram", "content"])
 def test_loss_gradients_keep_the_feature_layout(layout, term):
     # A gradient in another layout than its map costs a copy before the VGG backward.

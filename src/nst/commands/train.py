@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
 from nst import errors
+from nst.allocator import reused_memory
 from nst.commands.hydra_cli import config_dir, run_command
 from nst.errors import UserError, exit_on_user_error
 from nst.methods.common import quiet_lightning
@@ -211,7 +212,8 @@ def train(cfg: DictConfig) -> None:
     announce(trainer, cfg, ckpt_path)
     for each in trainer.loggers:  # the whole resolved config, beside the method's own settings
         each.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    with reused_memory():  # every step allocates the same maps: keep their pages
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if trainer.world_size > 1:
         print(
             f"rank {trainer.global_rank} of {trainer.world_size} stopped at step "

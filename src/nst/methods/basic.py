@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
 from torch import Tensor, nn
 
+from nst.allocator import reused_memory
 from nst.errors import UserError
 from nst.image import (
     finish_color_preservation,
@@ -324,4 +325,5 @@ def fit(
         callbacks=callbacks,
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, train_dataloaders=[0] * steps)
+    with reused_memory():  # every step allocates the same maps: keep their pages
+        trainer.fit(module, train_dataloaders=[0] * steps)
