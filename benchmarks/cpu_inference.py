@@ -18,6 +18,8 @@ variant's) is then the one timed. Variants:
 - onnxruntime: the `nst.export` ONNX graph on the CPU execution provider, all graph optimisations.
 - tiled: `nst.tiling.tiled_forward`, 256 px tiles, float32 (and float16) whole-image storage.
 - bf16 autocast (`--bf16`): only pays with AVX-512 BF16 or AMX; skipped by default without them.
+- bf16 network: what `stylize.py precision=bf16` runs on a CPU (`nst.inference`): a bf16 copy of
+  the network, weights and activations, with no per-layer casts (also with `--bf16` only).
 """
 
 import argparse
@@ -136,6 +138,14 @@ def bf16_autocast(network: nn.Module) -> Runner:
     return run
 
 
+def stylizer_at(network: nn.Module, precision: str) -> Runner:
+    """What `stylize.py precision=…` runs: `nst.inference.batch_stylizer` over a `FastStylizer`
+    (for bf16 on the CPU, a bf16 copy of the network: weights and activations)."""
+    from nst.inference import FastStylizer, batch_stylizer
+
+    return batch_stylizer(FastStylizer(network), torch.device("cpu"), precision)
+
+
 def tiled(network: nn.Module, storage: str) -> Runner:
     network = network.to(memory_format=torch.channels_last)
     return lambda image: tiled_forward(network, image, storage=storage, tile=256)
@@ -212,11 +222,13 @@ def main() -> None:
                 "tiled 256 px, float32": lambda: tiled(_copy(base), "float32"),
                 "tiled 256 px, float16": lambda: tiled(_copy(base), "float16"),
                 "bf16 autocast": lambda: bf16_autocast(_copy(base)),
+                "bf16 network (precision=bf16)": lambda: stylizer_at(_copy(base), "bf16"),
             }
             if args.skip_compile:
                 variants.pop("torch.compile (inductor)")
             if not (args.bf16 or fast_bf16):
                 variants.pop("bf16 autocast")
+                variants.pop("bf16 network (precision=bf16)")
             rows, reference, reference_distances = [], None, None
             for name, build in variants.items():
                 try:

@@ -2,7 +2,7 @@
 
     python benchmarks/zoo_quality.py wave udnie runs/fast_x/…/last.ckpt
         [--photos 'DIR/test_*.jpg'] [--count 20] [--size 512] [--style-dir DIR] [--sheet out.jpg]
-        [--basic 3] [--basic-iterations 300]
+        [--basic 3] [--basic-iterations 300] [--precision fp32|bf16]
 
 Each model (a zoo name or a checkpoint) stylises the first `--count` photos in name order at long
 side `--size`; the fixed evaluator (`nst.evaluate.StyleDistances`) scores every output against its
@@ -25,7 +25,7 @@ import torch
 from nst.api import compose_config, method_config
 from nst.evaluate import StyleDistances
 from nst.image import load_image, resize_long_side, save_image
-from nst.inference import load_stylizer
+from nst.inference import batch_stylizer, load_stylizer
 from nst.methods.basic import optimize_image
 
 REFERENCE = {  # style / content of the published models (issue 10's quality bar)
@@ -58,16 +58,19 @@ def score(
     photos: str = PHOTOS,
     style_dir: str = STYLE_DIR,
     outputs: list | None = None,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """Mean style and content distances and SSIM of model `source` over the first `count`
-    photos at long side `size`; the first four outputs are appended to `outputs` when given."""
+    photos at long side `size`, run as `stylize.py precision=…` runs it; the first four outputs
+    are appended to `outputs` when given."""
     stylizer = load_stylizer(source)
+    run = batch_stylizer(stylizer, torch.device("cpu"), precision)
     style = style_image(stylizer.hparams, style_dir)
     metric = distances()
     metric.reset()
     for index, path in enumerate(sorted(glob.glob(photos))[:count]):
         photo = resize_long_side(load_image(path), size)
-        output = stylizer(photo).clamp(0, 1)
+        output = run(photo).clamp(0, 1)
         metric.update(output, photo, style)
         if outputs is not None and index < 4:
             outputs.append(resize_long_side(output, 256))
@@ -137,11 +140,14 @@ def main() -> None:
     parser.add_argument("--sheet", default=None)
     parser.add_argument("--basic", type=int, default=0, help="photos for the basic comparison")
     parser.add_argument("--basic-iterations", type=int, default=300)
+    parser.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 (on the CPU)")
     args = parser.parse_args()
 
     rows, sheet = [], []
     for source in args.models:
-        scores = score(source, args.count, args.size, args.photos, args.style_dir, sheet)
+        scores = score(
+            source, args.count, args.size, args.photos, args.style_dir, sheet, args.precision
+        )
         rows.append((source, load_stylizer(source).style_name, scores))
         print(f"{source}: " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()), flush=True)
 

@@ -94,3 +94,28 @@ def test_stylize_with_a_zoo_model_on_onnxruntime(tmp_path):
         outputs[backend] = load_image(output)
     assert outputs["torch"].shape[-1] == 64
     assert (outputs["torch"] - outputs["onnxruntime"]).abs().max() <= 1 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("kind", ["fast", "arbitrary"])
+def test_bf16_on_the_cpu_runs_a_bf16_copy_of_the_network_close_to_fp32(tmp_path, kind):
+    """precision=bf16 on the CPU: whole images run a bf16 copy (weights and activations), not
+    the fp32 network under autocast; the stylizer's own weights stay fp32."""
+    if kind == "fast":
+        stylizer, network = load_stylizer(tiny_fast_checkpoint(tmp_path / "f.ckpt")), "network"
+    else:
+        stylizer = load_stylizer(tiny_arbitrary_checkpoint(tmp_path / "a.ckpt"))
+        stylizer.set_styles([pattern(48, 40, seed=5)])
+        network = "transform"
+    images = torch.cat([pattern(37, 53, seed=0), pattern(37, 53, seed=1)])
+    expected = batch_stylizer(stylizer, torch.device("cpu"))(images)
+    ran = []  # the input dtype of each network run (the copy keeps the hook)
+    getattr(stylizer, network).register_forward_hook(
+        lambda _, inputs, out: ran.append(inputs[0].dtype)
+    )
+    output = batch_stylizer(stylizer, torch.device("cpu"), "bf16")(images)
+    assert ran == [torch.bfloat16]
+    weights = {p.dtype for cast in stylizer.runners.values() for p in cast.parameters()}
+    assert weights == {torch.bfloat16}
+    assert next(getattr(stylizer, network).parameters()).dtype == torch.float32
+    difference = (output - expected).abs()
+    assert output.dtype == torch.float32 and 0 < difference.mean() < 0.02, difference.mean()

@@ -226,3 +226,24 @@ def test_a_thinner_network_distils_a_teacher_and_keeps_it_out_of_the_checkpoint(
     assert not any(p.requires_grad for p in module.teachers[0].parameters())
     with pytest.raises(UserError, match="trained on wave, not on style=udnie"):
         build_module(f"method.teacher={teacher}", style="udnie")
+
+
+def test_distillation_can_keep_the_perceptual_loss_beside_the_pixel_term(tmp_path):
+    """method.distill_only=false: the terms are the perceptual loss's plus λ_distill·MSE to the
+    teacher, and their sum is the total; a non-positive λ_distill is one sentence."""
+    teacher = tiny_fast_checkpoint(tmp_path / "teacher.ckpt", style="wave", seed=3)
+    overrides = (f"method.teacher={teacher}", "method.network.channels=4")
+    module = build_module(*overrides, "method.distill_only=false", "method.distill_weight=100")
+    module.setup("fit")
+    module.on_fit_start()
+    module.log_dict = lambda *args, **kwargs: None
+    photos = torch.cat([pattern(32, 32, seed=seed) for seed in range(2)])
+    output, terms = module.step(photos, "train")
+    assert set(terms) == {"content", "style", "tv", "distill", "total"}
+    with torch.no_grad():
+        mse = torch.nn.functional.mse_loss(output, module.teachers[0](photos))
+    assert terms["distill"].item() == pytest.approx(100 * mse.item(), rel=1e-4)
+    parts = terms["content"] + terms["style"] + terms["tv"] + terms["distill"]
+    assert terms["total"].item() == pytest.approx(parts.item(), rel=1e-5)
+    with pytest.raises(UserError, match="distill_weight must be positive"):
+        build_module(*overrides, "method.distill_weight=0")

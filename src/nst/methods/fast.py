@@ -66,6 +66,10 @@ class FastStyle(FeedForwardStyle):
         self.build_loss()
         # Plain attributes, not buffers: the style images never enter a checkpoint.
         self.style_images = [load_image(path, style["size"]) for path in style_paths(style)]
+        if teacher and not self.hparams.distill_weight > 0:
+            raise UserError(
+                f"method.distill_weight must be positive, got {self.hparams.distill_weight}."
+            )
         # In a list, not a submodule: the teacher never enters a checkpoint either.
         self.teachers = [load_teacher(teacher, style)] if teacher else []
 
@@ -84,17 +88,26 @@ class FastStyle(FeedForwardStyle):
     def step(self, content: Tensor, prefix: str) -> tuple[Tensor, dict[str, Tensor]]:
         """Stylise a batch and log its loss terms as `<prefix>/<term>`; returns output and terms."""
         output = self(content)
-        if self.teachers:  # distillation (Hinton et al. 2015) in pixel space: no VGG at all
-            with torch.no_grad():
-                target = self.teachers[0](content.contiguous())
-            distill = torch.nn.functional.mse_loss(output.float(), target.float())
-            terms = {"distill": distill, "total": distill}
+        if self.teachers and self.hparams.distill_only:  # pixel-space distillation: no VGG
+            terms = {"distill": self.distill_term(content, output)}
+            terms["total"] = terms["distill"]
         else:  # the VGG runs fastest in the default layout on CPU, whatever the transform net's
             terms = self.loss(output.contiguous(), content=content.contiguous())
+            if self.teachers:
+                terms["distill"] = self.distill_term(content, output)
+                terms["total"] = terms["total"] + terms["distill"]
         add_stability_term(terms, self, content, output, self.hparams)
         logged = {f"{prefix}/{name}": value for name, value in terms.items()}
         self.log_dict(logged, sync_dist=prefix == "val")  # val: averaged over DDP processes
         return output, terms
+
+    def distill_term(self, content: Tensor, output: Tensor) -> Tensor:
+        """λ_distill·MSE to the teacher's output on the same photos (Hinton et al. 2015's
+        distillation, in pixel space)."""
+        with torch.no_grad():
+            target = self.teachers[0](content.contiguous())
+        mse = torch.nn.functional.mse_loss(output.float(), target.float())
+        return self.hparams.distill_weight * mse
 
     def training_step(self, content: Tensor, batch_index: int) -> Tensor:
         _, terms = self.step(content, "train")
