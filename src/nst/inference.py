@@ -180,8 +180,9 @@ class Stylizer(nn.Module):
         and activations, channels_last, with autocast off; else None.
 
         oneDNN then runs every layer natively, where autocast casts each activation back and
-        forth around the normalisations: a 1920×1080 frame of the zoo's wave took 1.32 s
-        against autocast's 2.74 s (fp32: 5.52 s) on a 2-core CPU with AMX.
+        forth around the normalisations: a 1920×1080 frame of the zoo's wave took 1.38 s
+        against autocast's 2.38 s (fp32 eager: 4.66 s) on a 2-core CPU with AMX, in one run of
+        `benchmarks/cpu_inference.py --model wave --bf16`.
         """
         if not torch.is_autocast_enabled("cpu"):
             return None
