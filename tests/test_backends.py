@@ -90,7 +90,8 @@ def test_stylize_with_a_zoo_model_on_onnxruntime(tmp_path):
     for backend in ("torch", "onnxruntime"):
         output = tmp_path / f"{backend}.png"
         arguments = ["model=wave", "input=sample:chelsea", "size=64", f"output={output}"]
-        stylize_script.main(compose_config("stylize", [*arguments, f"backend={backend}"]))
+        arguments += [f"backend={backend}", "precision=fp32"]  # auto may pick bf16 for torch
+        stylize_script.main(compose_config("stylize", arguments))
         outputs[backend] = load_image(output)
     assert outputs["torch"].shape[-1] == 64
     assert (outputs["torch"] - outputs["onnxruntime"]).abs().max() <= 1 / 255 + 1e-6
@@ -119,3 +120,54 @@ def test_bf16_on_the_cpu_runs_a_bf16_copy_of_the_network_close_to_fp32(tmp_path,
     assert next(getattr(stylizer, network).parameters()).dtype == torch.float32
     difference = (output - expected).abs()
     assert output.dtype == torch.float32 and 0 < difference.mean() < 0.02, difference.mean()
+
+
+@pytest.mark.parametrize(
+    "native, device, network, expected",
+    [
+        (True, "cpu", True, "bf16"),  # a trained network on a CPU with AMX or AVX-512 BF16
+        (False, "cpu", True, "fp32"),  # bf16 would be emulated there, many times slower
+        (True, "cpu", False, "fp32"),  # the optimisation methods keep fp32
+        (True, "cuda", True, "fp32"),
+    ],
+)
+def test_auto_precision_is_bf16_only_for_networks_on_a_native_bf16_cpu(
+    monkeypatch, native, device, network, expected
+):
+    import nst.methods.common as common
+
+    monkeypatch.setattr(common, "native_on_cpu", lambda precision: native)
+    assert common.resolve_precision("auto", torch.device(device), network) == expected
+    assert common.resolve_precision("fp16", torch.device(device), network) == "fp16"  # as given
+    with pytest.raises(UserError, match="Unknown precision 'half'; use auto, fp32, bf16 or fp16"):
+        common.resolve_precision("half", torch.device(device), network)
+
+
+def test_stylize_defaults_to_auto_precision_which_onnxruntime_runs_in_fp32(tmp_path, monkeypatch):
+    """The command's default is precision=auto: the bf16 copy where the CPU has native bf16,
+    and fp32, not a refusal, for backend=onnxruntime."""
+    import nst.methods.common as common
+
+    monkeypatch.setattr(common, "native_on_cpu", lambda precision: True)
+    assert compose_config().precision == "auto"
+    images = pattern(32, 40, seed=0)
+    checkpoint = tiny_fast_checkpoint(tmp_path / "fast.ckpt")
+    stylizer = load_stylizer(checkpoint)
+    batch_stylizer(stylizer, torch.device("cpu"), "auto")(images)
+    assert {p.dtype for cast in stylizer.runners.values() for p in cast.parameters()} == {
+        torch.bfloat16
+    }
+    on_onnx = load_stylizer(checkpoint, backend="onnxruntime")
+    output = batch_stylizer(on_onnx, torch.device("cpu"), "auto")(images)
+    expected = batch_stylizer(load_stylizer(checkpoint), torch.device("cpu"))(images)
+    assert (output - expected).abs().max() < CLOSE
+
+
+def test_arbitrary_strength_blends_embeddings_in_bf16(tmp_path):
+    """strength < 1 mixes the photo's own embedding (bf16 under autocast) with the style's."""
+    stylizer = load_stylizer(tiny_arbitrary_checkpoint(tmp_path / "a.ckpt"), strength=0.5)
+    stylizer.set_styles([pattern(48, 40, seed=5)])
+    images = pattern(37, 53, seed=0)
+    expected = batch_stylizer(stylizer, torch.device("cpu"))(images)
+    output = batch_stylizer(stylizer, torch.device("cpu"), "bf16")(images)
+    assert output.dtype == torch.float32 and (output - expected).abs().mean() < 0.02

@@ -10,7 +10,7 @@ import nst
 from nst.api import compose_config
 from nst.errors import UserError
 from nst.image import from_pil, load_image, rgb_to_yiq, save_image
-from nst.inference import load_stylizer
+from nst.inference import batch_stylizer, load_stylizer
 
 stylize_script = load_script("stylize")
 EIGHT_BIT = 1 / 255 + 1e-6  # what writing an 8-bit image may change
@@ -26,8 +26,8 @@ def photo(tmp_path):
 
 
 def expected(source, image, **options):
-    with torch.no_grad():
-        return load_stylizer(source, **options)(image)
+    """What the command writes by default: the network at precision=auto."""
+    return batch_stylizer(load_stylizer(source, **options), torch.device("cpu"), "auto")(image)
 
 
 def test_a_model_name_stylises_an_image_a_folder_and_a_video_like_ckpt(tiny_zoo, photo, tmp_path):

@@ -26,6 +26,7 @@ from nst.methods.common import (
     available_memory,
     check_style_weights,
     note_if_emulated,
+    resolve_precision,
     torch_device,
 )
 from nst.networks import MIN_SIDE, ConditionalTransformNet, TransformNet
@@ -253,7 +254,9 @@ class FastStylizer(Stylizer):
 
     def transfer(self, images: Tensor) -> Tensor:
         output = self.run_network(self.network, images)
-        return output if self.strength == 1.0 else torch.lerp(images, output, self.strength)
+        if self.strength == 1.0:
+            return output
+        return torch.lerp(images, output.to(images.dtype), self.strength)
 
     def graphs(self) -> dict[str, tuple[nn.Module, Signature]]:
         return {"": (self.network, Signature())}
@@ -349,7 +352,8 @@ class ArbitraryStylizer(Stylizer):
         embedding = self.embedding.expand(len(images), -1)
         if self.strength < 1.0:
             own = self.predictor(resize_for_predictor(images, self.predictor_size))
-            embedding = torch.lerp(own, embedding, self.strength)
+            # under autocast the predictor's output is bf16/fp16: blend in float32
+            embedding = torch.lerp(own.float(), embedding.float(), self.strength)
         return self.run_network(self.transform, images, embedding)
 
     def graphs(self) -> dict[str, tuple[nn.Module, Signature]]:
@@ -421,8 +425,11 @@ def batch_stylizer(
 ) -> Callable[[Tensor], Tensor]:
     """A function stylising N×3×H×W float batches on `device` with `network` (a `Stylizer`, or
     any image-to-image module), output float32 there: the one way images, folders and videos
-    run a network. It is moved to `device` channels-last (faster convolutions) once."""
-    check_backend(getattr(network, "backend", "torch"), device, precision)
+    run a network. It is moved to `device` channels-last (faster convolutions) once.
+    `precision` auto is bf16 for PyTorch on a CPU with native bf16, else fp32."""
+    backend = getattr(network, "backend", "torch")
+    precision = resolve_precision(precision, device, network=backend == "torch")
+    check_backend(backend, device, precision)
     network = network.to(device=device, memory_format=torch.channels_last)
     note_if_emulated(precision, device)  # an unknown precision fails now, before any input
 

@@ -6,7 +6,7 @@
     python stylize.py method=improved input=photo.jpg style=painting.jpg size=1024 method.scales=3
     python stylize.py model=wave input=photo.jpg|FOLDER|clip.mp4   (zoo models: model=list)
     python stylize.py ckpt=last.ckpt input=photo.jpg|FOLDER [output=PATH] [size=N] [device=…]
-        [batch_size=8] [precision=fp32|bf16|fp16] [strength=0.0…1.0] [preserve_color=luminance]
+        [batch_size=8] [precision=auto|fp32|bf16|fp16] [strength=0.0…1.0] [preserve_color=luminance]
     python stylize.py ckpt=last.ckpt input=clip.mp4 [output=out.mp4] [size=N] [batch_size=8]
         [video.crf=18] [video.preset=veryfast]
     python stylize.py ckpt=last.ckpt|model=wave export=onnx|torchscript [output=PATH]

@@ -35,6 +35,7 @@ from nst.methods.common import (
     check_style_weights,
     note_if_emulated,
     quiet_lightning,
+    resolve_precision,
     torch_device,
 )
 from nst.methods.scales import (
@@ -241,13 +242,14 @@ def optimize_image(
     `content` and `styles` come at any size: content is resized to `method.size` (long side),
     styles to `method.size × method.style_scale`. With `method.scales` the image is optimised
     for `method.iterations` steps at each scale's size in turn, upsampled from one to the next.
-    `precision` bf16 or fp16 runs the VGG passes under autocast; the image, L-BFGS's state and
-    the loss sums stay in fp32, so the line search sees consistent values.
+    `precision` bf16 or fp16 runs the VGG passes under autocast (auto: fp32); the image,
+    L-BFGS's state and the loss sums stay in fp32, so the line search sees consistent values.
     """
     check_config(method)
     check_style_weights(styles, style_weights)
     quiet_lightning()
     target_device = torch_device(device)
+    precision = resolve_precision(precision, target_device, network=False)
     note_if_emulated(precision, target_device)
     check_fits_in_memory(content.shape, styles, method, target_device)
     if method.size is not None:
